@@ -1,0 +1,188 @@
+"""Typed configuration: pydantic v2 models loaded from YAML, ``--set a.b=c`` overrides, a stable hash.
+
+A bad key or value fails before any work starts, naming the file, the key and what is allowed.
+The defaults of these models are the embedded default config; ``configs/local.yaml`` spells them out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Iterable, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
+
+
+from raylib.configbase import ConfigError, Section  # noqa: E402  (rooms define their own sections)
+from raylib.models.config import GenerationSection, ModelSection  # noqa: E402
+from raylib.search.config import SearchSection  # noqa: E402
+from raylib.train.config import SFTSection  # noqa: E402
+
+
+class RunSection(Section):
+    name: str = Field("local", description="run name: outputs go to <root>/<name>/")
+    root: str = Field("runs", description="directory holding all runs")
+    seed: int = 0
+
+
+class RaySection(Section):
+    address: Optional[str] = Field(None, description="null: start local Ray; 'auto' or ray://...: join a cluster")
+    num_cpus: Optional[int] = Field(None, ge=1, description="CPUs for a local Ray (null: all)")
+    namespace: str = "rayprover"
+    dashboard: bool = Field(False, description="start the dashboard with a local Ray")
+
+
+class LeanReplSection(Section):
+    command: list[str] = Field(default_factory=lambda: ["lake", "exe", "repl"], min_length=1)
+    cwd: Optional[str] = Field(None, description="working directory: the Lean project holding the REPL")
+    header: str = Field("", description="Lean commands run once per process (imports); empty: none sent")
+
+
+class BuiltinSection(Section):
+    faults: bool = Field(False, description="enable fault-injection tactics (tests only)")
+
+
+class LeanDojoSection(Section):
+    repo: str = Field("", description="git URL of a traced Lean repository")
+    commit: str = ""
+    timeout_s: int = Field(600, ge=1)
+
+
+class FilterSection(Section):
+    deny: Optional[list[str]] = Field(None, description="deny list replacing the default (null: default)")
+    extra_deny: list[str] = Field(default_factory=list, description="words denied on top of the list")
+    max_chars: int = Field(2000, ge=1)
+
+
+class EnvSection(Section):
+    backend: Literal["builtin", "lean_repl", "leandojo"] = "builtin"
+    timeout_s: float = Field(10.0, gt=0, description="per-request timeout; the process is killed past it")
+    startup_timeout_s: float = Field(600.0, gt=0, description="timeout for the header command (imports)")
+    verify_timeout_s: float = Field(120.0, gt=0, description="timeout for a whole-proof check")
+    memory_limit_gb: Optional[float] = Field(8.0, gt=0, description="RLIMIT_AS cap of the process; null: none")
+    max_requests: int = Field(2000, ge=1, description="restart the process after this many requests")
+    lean_repl: LeanReplSection = LeanReplSection()
+    builtin: BuiltinSection = BuiltinSection()
+    leandojo: LeanDojoSection = LeanDojoSection()
+    filter: FilterSection = FilterSection()
+
+
+class TheoremsSection(Section):
+    source: str = Field("builtin:textbook", description="a JSONL file, or builtin:textbook / builtin:generated")
+    split: Optional[Literal["train", "valid", "test"]] = None
+    limit: Optional[int] = Field(None, ge=1)
+    n: int = Field(1000, ge=1, description="how many theorems builtin:generated makes")
+    seed: int = 0
+
+    @field_validator("source")
+    @classmethod
+    def _source(cls, v: str) -> str:
+        if v.startswith("builtin:") and v not in ("builtin:textbook", "builtin:generated"):
+            raise ValueError("builtin sources are builtin:textbook and builtin:generated")
+        return v
+
+
+class WorkersSection(Section):
+    lean: int = Field(2, ge=1, description="LeanWorker actors")
+    lean_cpus: float = Field(1.0, gt=0, description="CPUs reserved per LeanWorker")
+    lean_resource: Optional[str] = Field(None, description="custom resource that places LeanWorkers (clusters)")
+
+
+class Config(Section):
+    run: RunSection = RunSection()
+    ray: RaySection = RaySection()
+    env: EnvSection = EnvSection()
+    theorems: TheoremsSection = TheoremsSection()
+    workers: WorkersSection = WorkersSection()
+    model: ModelSection = ModelSection()
+    generation: GenerationSection = GenerationSection()
+    sft: SFTSection = SFTSection()
+    search: SearchSection = SearchSection()
+
+    def hash(self) -> str:
+        """A stable 12-hex-digit hash of every setting, stamped on artifacts."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True, ensure_ascii=False)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:12]
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.run.root) / self.run.name
+
+
+def apply_override(raw: dict, assignment: str) -> None:
+    """Apply one ``a.b=c`` override to a raw config dict; ``c`` is read as YAML (numbers, lists, null)."""
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment!r}: expected KEY=VALUE, e.g. --set env.timeout_s=30")
+    key, _, text = assignment.partition("=")
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise ConfigError(f"--set {assignment!r}: empty key part in {key!r}")
+    try:
+        value = yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError as e:
+        raise ConfigError(f"--set {assignment!r}: value is not valid YAML: {e}") from None
+    node = raw
+    for i, part in enumerate(parts[:-1]):
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {assignment!r}: {'.'.join(parts[:i + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Load a YAML config (None: the embedded default) and apply overrides; raise ConfigError if bad."""
+    where = str(path) if path is not None else "<embedded default>"
+    raw: Any = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: config file not found")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: not valid YAML: {e}") from None
+        if not isinstance(raw, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of sections ({', '.join(Config.model_fields)})")
+    overrides = list(overrides)
+    for o in overrides:
+        apply_override(raw, o)
+    if overrides:
+        where += " with --set " + " ".join(overrides)
+    try:
+        return Config.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(_explain(e, where)) from None
+
+
+def _explain(err: ValidationError, where: str) -> str:
+    lines = [f"{where}: invalid config"]
+    for item in err.errors():
+        loc = [str(x) for x in item["loc"]]
+        key = ".".join(loc) or "<top>"
+        if item["type"] == "extra_forbidden":
+            allowed = _allowed_keys(loc[:-1])
+            lines.append(f"  {key}: unknown key; allowed here: {', '.join(allowed)}")
+        else:
+            got = item.get("input")
+            lines.append(f"  {key}: {item['msg']} (got {got!r})")
+    return "\n".join(lines)
+
+
+def _allowed_keys(loc: list[str]) -> list[str]:
+    model: Any = Config
+    for part in loc:
+        field = model.model_fields.get(part) if hasattr(model, "model_fields") else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
+            return []
+        model = field.annotation
+    return list(model.model_fields)
+
+
+def dump_config(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

@@ -1,0 +1,1 @@
+"""Tactic generator backends (HF, vLLM), prompt format, the tiny built-in model, encoder and EBM."""

@@ -1,0 +1,96 @@
+"""Config section of the training room: SFT (LoRA or full parameters), its guards and the bootstrap.
+
+Defaults are sized for CPU tests with the tiny model (one CPU worker, short sequences, a few hundred
+steps at most); the GPU configs raise batch size, sequence length and workers.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import Field, model_validator
+
+from raylib.configbase import Section
+
+LLAMA_PROJECTIONS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+class LoraSection(Section):
+    r: int = Field(8, ge=1, description="LoRA rank")
+    alpha: float = Field(16.0, gt=0, description="LoRA scaling numerator (scale = alpha / r)")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: list(LLAMA_PROJECTIONS), min_length=1,
+                                      description="module names to adapt; default: all 7 Llama projections")
+
+
+class GuardsSection(Section):
+    min_coverage: float = Field(1.0, ge=0, description="warn when planned samples seen / dataset size is below")
+    lr_floor_fraction: float = Field(0.01, ge=0, lt=1, description="an LR below this share of the peak is 'dead'")
+    lr_floor_max_share: float = Field(0.5, ge=0, le=1,
+                                      description="warn when more than this share of steps has a dead LR")
+    stop_on_plan: bool = Field(False, description="stop before training when the plan check warns")
+    grad_patience: int = Field(3, ge=1, description="stop after this many consecutive zero or NaN grad norms")
+    grad_zero_eps: float = Field(0.0, ge=0, description="a grad norm <= this counts as zero")
+    probe_states: int = Field(8, ge=0, description="held-out states probed at each evaluation (0: no probe)")
+    probe_samples: int = Field(2, ge=0, description="sampled tactics per probe state, beside the greedy one")
+    probe_temperature: float = Field(1.0, gt=0)
+    probe_max_tokens: int = Field(32, ge=1)
+    probe_start_step: int = Field(0, ge=0, description="collapse stops the run only from this step on "
+                                                       "(a model trained from scratch starts degenerate)")
+    max_empty_share: float = Field(0.5, ge=0, le=1, description="collapse: empty/whitespace-only outputs")
+    max_repetitive_share: float = Field(0.5, ge=0, le=1, description="collapse: repeated n-gram/char outputs")
+    max_identical_share: float = Field(0.9, ge=0, le=1,
+                                       description="collapse: share of probe states given the same greedy output")
+
+
+class BootstrapSection(Section):
+    theorems: int = Field(3000, ge=10, description="generated theorems (train split used for the corpus)")
+    seed: int = 0
+    vocab_size: int = Field(512, ge=300)
+    hidden_size: int = 256
+    layers: int = 4
+    heads: int = 4
+    lr: float = Field(2e-3, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(32, ge=1)
+    max_seq_len: int = Field(320, ge=16)
+    eval_states: int = Field(200, ge=1, description="valid-split states for the tactic-validity figure")
+
+
+class SFTSection(Section):
+    mode: Literal["lora", "full"] = "lora"
+    lora: LoraSection = LoraSection()
+    save: Literal["adapter", "merged"] = Field("adapter", description="LoRA output: adapter dir or merged model")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    lr: float = Field(1e-3, ge=0, description="peak learning rate")
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_steps: Optional[int] = Field(None, ge=0, description="null: warmup_ratio of the total steps")
+    warmup_ratio: float = Field(0.05, ge=0, lt=1)
+    schedule: Literal["cosine", "linear", "constant"] = "cosine"
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine/linear decay floor, share of the peak")
+    max_steps: Optional[int] = Field(None, ge=1, description="optimizer steps; null: from epochs")
+    epochs: float = Field(1.0, gt=0)
+    batch_size: int = Field(8, ge=1, description="examples per device per micro-batch")
+    grad_accum: int = Field(1, ge=1)
+    max_grad_norm: float = Field(1.0, ge=0, description="clip threshold (0: no clipping)")
+    max_seq_len: int = Field(256, ge=16, description="prompt+tactic tokens; long prompts are cut in the middle")
+    shuffle_buffer: int = Field(256, ge=0, description="local shuffle buffer of the data iterator (0: off)")
+    eval_every: int = Field(50, ge=0, description="steps between evaluations (0: only at the end)")
+    eval_examples: int = Field(128, ge=1, description="held-out examples for the eval loss")
+    checkpoint_every: int = Field(50, ge=0, description="steps between checkpoints (0: only at the end)")
+    keep_checkpoints: Optional[int] = Field(None, ge=1, description="null: keep all")
+    log_every: int = Field(10, ge=1, description="steps between metric reports")
+    max_failures: int = Field(0, ge=-1, description="worker-failure retries (-1: unlimited)")
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    resources_per_worker: Optional[dict[str, float]] = Field(None, description="e.g. {CPU: 1} or {GPU: 1}")
+    valid_fraction: float = Field(0.02, ge=0, lt=1, description="theorems held out of SFT for eval/probe")
+    seed: int = 0
+    guards: GuardsSection = GuardsSection()
+    bootstrap: BootstrapSection = BootstrapSection()
+
+    @model_validator(mode="after")
+    def _check(self) -> "SFTSection":
+        if self.mode == "full" and self.save == "merged":
+            raise ValueError("sft.save=merged applies to mode=lora only")
+        return self
