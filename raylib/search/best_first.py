@@ -1,0 +1,384 @@
+"""Best-first proof search, pure asyncio (no Ray: the environment, generator and value function are awaited).
+
+Priority of a node reached from the root by tactics t1..tk (higher is expanded first)::
+
+    priority = alpha * logp / llm_temperature  -  beta * energy / ebm_temperature
+    logp     = l1 + ... + lk      (sum of the generator's step logprobs along the path; root 0;
+                                   a probe tactic the generator did not propose counts probe_logprob)
+    energy   = the value function's energy of the node's own state (lower = more provable);
+               0 when there is no value function or beta == 0. Ties go to the older node.
+
+One step of the loop pops up to ``batch_expansion_size`` best frontier nodes and, for each, asks the
+generator for ``num_candidates`` tactics, adds the probe tactics, dedupes tactics per node, runs them all
+concurrently, and turns accepted outcomes into children (a state already in the tree by goal text is not
+added again). A finished child is re-checked whole (``verify``) before anything else happens; the first
+that passes ends the search, one that fails is recorded and the search goes on. Only then are the new open
+states scored by the value function in one batch: finished states never reach it.
+
+Budgets: ``max_nodes`` expansions, ``max_depth`` (nodes that deep are not expanded), and
+``timeout_per_theorem`` of wall clock, after which the search returns what it has (a proof found in time
+is still verified). A failure while searching one theorem (generator, environment or value function raising)
+ends that theorem's search and is recorded in ``SearchResult.error``; it is never raised.
+
+Time split: the phases of a step run one after another, so ``generate_s`` / ``lean_s`` / ``ebm_s`` are the
+wall durations of their awaits (``start`` and ``verify`` count as Lean) and ``other_s`` is the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Iterable, Optional, Sequence
+
+from raylib.env.outcome import Finished, State
+from raylib.env.theorems import Theorem
+from raylib.models.generator import AsyncTacticGenerator, Candidate
+from raylib.search.config import SearchSection
+from raylib.search.env import AsyncEnv, ValueFunction
+from raylib.search.tree import FINISHED, VERIFY_FAILED, Node, NodeRecord
+
+log = logging.getLogger(__name__)
+
+STOP_REASONS = ("proved", "exhausted", "max_nodes", "timeout", "error")
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """What one theorem's search did. Times are seconds; ``tree`` holds every node created."""
+
+    theorem: Theorem
+    proved: bool
+    proof: tuple[str, ...]                 # the tactics of the proof (empty when not proved)
+    verified: bool                         # the proof passed the whole-proof re-check (False with verify off)
+    verify_messages: tuple[str, ...]       # messages of that re-check
+    failed_verifications: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (proof, messages) rejected
+    stop_reason: str                       # one of STOP_REASONS
+    nodes_expanded: int
+    nodes_created: int                     # including the root and finished nodes
+    proof_depth: Optional[int]             # number of tactics of the proof
+    wall_s: float
+    generate_s: float
+    lean_s: float
+    ebm_s: float
+    other_s: float
+    unique_tactics_per_expansion: tuple[int, ...]   # distinct tactics proposed (generator + probes) per node
+    children_per_expansion: tuple[int, ...]         # nodes created per expansion
+    tactics_run: int
+    tactics_passed: int                    # outcomes the environment accepted: a state (new or not) or finished
+    duplicate_states: int                  # accepted states already in the tree (not added again)
+    outcome_counts: tuple[tuple[str, int], ...]      # (outcome kind, count) over all tactics run
+    ebm_top1_hits: int                     # proof-path steps where the child had the strictly lowest energy
+    ebm_top1_total: int                    # proof-path steps with the child and >= 1 sibling scored
+    error: Optional[str] = None
+    tree: tuple[NodeRecord, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def lean_pass_rate(self) -> Optional[float]:
+        return self.tactics_passed / self.tactics_run if self.tactics_run else None
+
+    @property
+    def ebm_top1_rate(self) -> Optional[float]:
+        return self.ebm_top1_hits / self.ebm_top1_total if self.ebm_top1_total else None
+
+    @property
+    def mean_unique_tactics(self) -> Optional[float]:
+        u = self.unique_tactics_per_expansion
+        return sum(u) / len(u) if u else None
+
+    @property
+    def mean_children(self) -> Optional[float]:
+        c = self.children_per_expansion
+        return sum(c) / len(c) if c else None
+
+    def summary(self) -> dict[str, Any]:
+        """Scalar figures of this search, for logs and reports."""
+        return {"theorem": self.theorem.name, "proved": self.proved, "verified": self.verified,
+                "stop_reason": self.stop_reason, "proof_depth": self.proof_depth,
+                "nodes_expanded": self.nodes_expanded, "nodes_created": self.nodes_created,
+                "wall_s": self.wall_s, "generate_s": self.generate_s, "lean_s": self.lean_s,
+                "ebm_s": self.ebm_s, "other_s": self.other_s, "lean_pass_rate": self.lean_pass_rate,
+                "mean_unique_tactics": self.mean_unique_tactics, "mean_children": self.mean_children,
+                "duplicate_states": self.duplicate_states, "ebm_top1_rate": self.ebm_top1_rate,
+                "failed_verifications": len(self.failed_verifications), "error": self.error}
+
+    def rows(self, run: str, iteration: int, statement: str = "", config_hash: str = "",
+             generator_fingerprint: str = "", encoder_fingerprint: Optional[str] = None) -> list[dict[str, Any]]:
+        """One trajectory row per node, root first, in the columns of ``raylib.data.trajectory``."""
+        return [{"run": run, "iteration": iteration, "theorem": self.theorem.name,
+                 "statement": statement or self.theorem.statement, "node_id": n.id, "parent_id": n.parent_id,
+                 "depth": n.depth, "state": n.state, "tactic": n.tactic, "step_logprob": n.step_logprob,
+                 "energy": n.energy, "outcome": n.outcome, "on_proof_path": n.on_proof_path,
+                 "timings": {"gen_s": n.gen_s, "lean_s": n.lean_s, "ebm_s": 0.0},
+                 "generator_fingerprint": generator_fingerprint, "encoder_fingerprint": encoder_fingerprint,
+                 "config_hash": config_hash}
+                for n in self.tree]
+
+
+class _OutOfTime(Exception):
+    pass
+
+
+class BestFirstSearch:
+    """Best-first search over one ``AsyncEnv`` with one generator and an optional value function."""
+
+    def __init__(self, cfg: SearchSection, env: AsyncEnv, generator: AsyncTacticGenerator,
+                 value_fn: Optional[ValueFunction] = None):
+        self.cfg = cfg
+        self.env = env
+        self.generator = generator
+        self.value_fn = value_fn
+
+    @property
+    def uses_value(self) -> bool:
+        return self.value_fn is not None and self.cfg.beta > 0
+
+    async def prove(self, theorem: Theorem) -> SearchResult:
+        """Search one theorem; never raises for a failure of this theorem (see ``SearchResult.error``)."""
+        run = _Run(self, theorem)
+        try:
+            await run.search()
+        except Exception as e:  # noqa: BLE001 - one theorem's failure is recorded, never raised
+            log.warning("search of %s failed: %s: %s", theorem.name, type(e).__name__, e, exc_info=True)
+            run.error, run.stop_reason = f"{type(e).__name__}: {e}", "error"
+        result = run.result()
+        log.info("%s: %s (%s) expanded=%d created=%d wall=%.2fs gen=%.2fs lean=%.2fs ebm=%.2fs",
+                 theorem.name, "proved" if result.proved else "not proved", result.stop_reason,
+                 result.nodes_expanded, result.nodes_created, result.wall_s, result.generate_s,
+                 result.lean_s, result.ebm_s)
+        return result
+
+    async def prove_many(self, theorems: Iterable[Theorem], concurrency: int = 1) -> list[SearchResult]:
+        """Search several theorems, at most ``concurrency`` at once; results in input order."""
+        sem = asyncio.Semaphore(max(1, concurrency))
+
+        async def one(t: Theorem) -> SearchResult:
+            async with sem:
+                return await self.prove(t)
+
+        return list(await _gather([one(t) for t in theorems]))
+
+
+class _Run:
+    """The state of one theorem's search."""
+
+    def __init__(self, search: BestFirstSearch, theorem: Theorem):
+        self.s, self.cfg, self.theorem = search, search.cfg, theorem
+        self.nodes: list[Node] = []
+        self.frontier: list[tuple[float, int, Node]] = []
+        self.seen: set[str] = set()
+        self.times = {"generate": 0.0, "lean": 0.0, "ebm": 0.0}
+        self.unique: list[int] = []
+        self.children: list[int] = []
+        self.kinds: Counter[str] = Counter()
+        self.duplicates = 0
+        self.expanded = 0
+        self.failed_verifications: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.proof_node: Optional[Node] = None
+        self.verified = False
+        self.verify_messages: tuple[str, ...] = ()
+        self.stop_reason = "exhausted"
+        self.error: Optional[str] = None
+        self.t0 = time.perf_counter()
+        self.deadline = time.monotonic() + self.cfg.timeout_per_theorem
+
+    # -- helpers -----------------------------------------------------------------------------------
+    async def _timed(self, bucket: str, aw: Awaitable, deadline: bool = True):
+        """Await ``aw``, adding its duration to ``bucket``; past the theorem's deadline raise ``_OutOfTime``."""
+        remaining = self.deadline - time.monotonic()
+        if deadline and remaining <= 0:
+            if asyncio.iscoroutine(aw):
+                aw.close()
+            raise _OutOfTime()
+        t = time.perf_counter()
+        try:
+            return await (asyncio.wait_for(aw, remaining) if deadline else aw)
+        except asyncio.TimeoutError:
+            if deadline and time.monotonic() >= self.deadline:
+                raise _OutOfTime() from None
+            raise
+        finally:
+            self.times[bucket] += time.perf_counter() - t
+
+    def _node(self, parent: Optional[Node], state: Optional[State], **kw) -> Node:
+        node = Node(id=len(self.nodes), parent=parent, depth=parent.depth + 1 if parent else 0, state=state, **kw)
+        self.nodes.append(node)
+        if state is not None:
+            self.seen.add(state.text)
+        return node
+
+    def _push(self, node: Node) -> None:
+        if node.depth < self.cfg.max_depth:
+            c = self.cfg
+            prio = node.priority(c.alpha, c.beta if self.s.uses_value else 0.0, c.llm_temperature, c.ebm_temperature)
+            heapq.heappush(self.frontier, (-prio, node.id, node))
+
+    def _tactics(self, candidates: Sequence[Candidate]) -> list[tuple[str, float, bool]]:
+        """(tactic, step logprob, is_probe) to run at one node: the generator's first, then the probes."""
+        out: list[tuple[str, float, bool]] = [(c.tactic.strip(), float(c.logprob), False) for c in candidates]
+        out += [(p, self.cfg.probe_logprob, True) for p in self.cfg.probe_tactics]
+        out = [t for t in out if t[0]]
+        self.unique.append(len({t[0] for t in out}))
+        if not self.cfg.dedupe_tactics:
+            return out
+        best: dict[str, tuple[str, float, bool]] = {}
+        for tac, lp, probe in out:  # the generator's best logprob wins; a probe it also proposed is not a probe
+            prev = best.get(tac)
+            if prev is None or (not probe and lp > prev[1]):
+                best[tac] = (tac, lp, probe)
+        return list(best.values())
+
+    async def _propose(self, node: Node) -> tuple[list[Candidate], float]:
+        t = time.perf_counter()
+        c = self.cfg
+        cands = await self.s.generator.propose(node.text, c.num_candidates, c.temperature, c.max_tokens)
+        return list(cands), time.perf_counter() - t
+
+    async def _run_tac(self, state: State, tactic: str):
+        t = time.perf_counter()
+        outcome = await self.s.env.run_tac(state, tactic)
+        return outcome, time.perf_counter() - t
+
+    # -- the loop ----------------------------------------------------------------------------------
+    async def search(self) -> None:
+        try:
+            await self._search()
+        except _OutOfTime:
+            self.stop_reason = "timeout"
+
+    async def _search(self) -> None:
+        start = await self._timed("lean", self.s.env.start(self.theorem))
+        if not isinstance(start, State):
+            raise RuntimeError(f"could not start {self.theorem.name}: {start.kind}: {getattr(start, 'message', '')}")
+        root = self._node(None, start)
+        if self.s.uses_value:
+            [root.energy] = await self._energies([root])
+        self._push(root)
+        while True:
+            if not self.frontier:
+                self.stop_reason = "exhausted"
+                return
+            if self.expanded >= self.cfg.max_nodes:
+                self.stop_reason = "max_nodes"
+                return
+            k = min(self.cfg.batch_expansion_size, self.cfg.max_nodes - self.expanded, len(self.frontier))
+            batch = [heapq.heappop(self.frontier)[2] for _ in range(k)]
+            if await self._expand(batch):
+                self.stop_reason = "proved"
+                return
+
+    async def _expand(self, batch: list[Node]) -> bool:
+        """Expand ``batch``; True when a proof was found (and passed verification)."""
+        for node in batch:
+            node.expanded = True
+        self.expanded += len(batch)
+        if self.cfg.num_candidates > 0:
+            proposals = await self._timed("generate", _gather([self._propose(n) for n in batch]))
+        else:
+            proposals = [([], 0.0)] * len(batch)
+        jobs = [(node, tac, lp, probe, gen_s)
+                for node, (cands, gen_s) in zip(batch, proposals)
+                for tac, lp, probe in self._tactics(cands)]
+        outcomes = await self._timed("lean", _gather([self._run_tac(j[0].state, j[1]) for j in jobs]))
+
+        made = {node.id: 0 for node in batch}
+        new_open: list[Node] = []
+        finished: list[Node] = []
+        for (node, tac, lp, probe, gen_s), (outcome, lean_s) in zip(jobs, outcomes):
+            self.kinds[outcome.kind] += 1
+            if isinstance(outcome, State):
+                if self.cfg.dedupe_states and outcome.text in self.seen:
+                    self.duplicates += 1
+                    continue
+                child = self._node(node, outcome, tactic=tac, step_logprob=lp, probe=probe, gen_s=gen_s, lean_s=lean_s)
+                new_open.append(child)
+            elif isinstance(outcome, Finished):
+                child = self._node(node, None, tactic=tac, step_logprob=lp, probe=probe, gen_s=gen_s,
+                                   lean_s=lean_s, outcome=FINISHED)
+                finished.append(child)
+            else:
+                continue
+            made[node.id] += 1
+        self.children.extend(made[node.id] for node in batch)
+
+        c = self.cfg
+        finished.sort(key=lambda n: -n.priority(c.alpha, 0.0, c.llm_temperature, c.ebm_temperature))
+        for node in finished:
+            if await self._accept(node):
+                return True
+        if self.s.uses_value and new_open:
+            for node, energy in zip(new_open, await self._energies(new_open)):
+                node.energy = energy
+        for node in new_open:
+            self._push(node)
+        return False
+
+    async def _energies(self, nodes: list[Node]) -> list[float]:
+        assert all(not n.is_finished for n in nodes), "finished states never go through the value function"
+        energies = await self._timed("ebm", self.s.value_fn.energies([n.text for n in nodes]))
+        energies = [float(e) for e in energies]
+        if len(energies) != len(nodes):
+            raise ValueError(f"value function returned {len(energies)} energies for {len(nodes)} states")
+        return energies
+
+    async def _accept(self, node: Node) -> bool:
+        """Verify a finished node's proof whole; on success mark the proof path."""
+        proof = node.tactics()
+        if self.cfg.verify:
+            v = await self._timed("lean", self.s.env.verify(self.theorem, proof), deadline=False)
+            node.verify_messages = tuple(v.messages)
+            if not v.ok:
+                node.outcome = VERIFY_FAILED
+                self.failed_verifications.append((proof, tuple(v.messages)))
+                log.warning("%s: a finished proof failed verification and is skipped: %s",
+                            self.theorem.name, "; ".join(v.messages)[:500])
+                return False
+            self.verified, self.verify_messages = True, tuple(v.messages)
+        self.proof_node = node
+        for n in node.path_nodes():
+            n.on_proof_path = True
+        return True
+
+    def _ebm_top1(self) -> tuple[int, int]:
+        hits = total = 0
+        if self.proof_node is None or not self.s.uses_value:
+            return 0, 0
+        for node in self.proof_node.path_nodes()[1:]:
+            others = [c.energy for c in node.parent.children if c is not node and c.energy is not None]
+            if node.energy is None or not others:
+                continue
+            total += 1
+            hits += node.energy < min(others)
+        return hits, total
+
+    def result(self) -> SearchResult:
+        wall = time.perf_counter() - self.t0
+        proof = self.proof_node.tactics() if self.proof_node is not None else ()
+        hits, total = self._ebm_top1()
+        t = self.times
+        return SearchResult(
+            theorem=self.theorem, proved=self.proof_node is not None, proof=proof, verified=self.verified,
+            verify_messages=self.verify_messages, failed_verifications=tuple(self.failed_verifications),
+            stop_reason=self.stop_reason, nodes_expanded=self.expanded, nodes_created=len(self.nodes),
+            proof_depth=len(proof) if self.proof_node is not None else None, wall_s=wall,
+            generate_s=t["generate"], lean_s=t["lean"], ebm_s=t["ebm"],
+            other_s=max(0.0, wall - t["generate"] - t["lean"] - t["ebm"]),
+            unique_tactics_per_expansion=tuple(self.unique), children_per_expansion=tuple(self.children),
+            tactics_run=sum(self.kinds.values()), tactics_passed=self.kinds["state"] + self.kinds["finished"],
+            duplicate_states=self.duplicates, outcome_counts=tuple(sorted(self.kinds.items())),
+            ebm_top1_hits=hits, ebm_top1_total=total, error=self.error,
+            tree=tuple(n.record() for n in self.nodes))
+
+
+async def _gather(aws: Sequence[Awaitable]) -> list:
+    """``asyncio.gather`` that cancels the remaining awaitables when one fails."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        return await asyncio.gather(*tasks)
+    except BaseException:
+        for t in tasks:
+            t.cancel()
+        raise
