@@ -89,8 +89,26 @@ class TheoremsSection(Section):
 
 class WorkersSection(Section):
     lean: int = Field(2, ge=1, description="LeanWorker actors")
-    lean_cpus: float = Field(1.0, gt=0, description="CPUs reserved per LeanWorker")
+    lean_cpus: float = Field(0.5, gt=0, description="CPUs reserved per LeanWorker")
     lean_resource: Optional[str] = Field(None, description="custom resource that places LeanWorkers (clusters)")
+    drivers: int = Field(2, ge=1, description="SearchDriver actors")
+    searches_per_driver: int = Field(4, ge=1, description="theorem searches one driver runs at once")
+    generator_gpus: Optional[float] = Field(None, ge=0, description="GPUs for the GeneratorActor; null: 1 when "
+                                            "the cluster has a GPU, else 0")
+    encoder_gpus: Optional[float] = Field(None, ge=0, description="GPUs for the EncoderActor; null: as generator")
+    linger_ms: float = Field(5.0, ge=0, description="how long the generator/encoder wait to batch requests")
+    max_attempts: int = Field(3, ge=1, description="tries per theorem when an actor dies under it")
+
+
+class ValueSection(Section):
+    ebm_path: Optional[str] = Field(None, description="trained EBM directory; null: no value model (search.beta "
+                                    "is then ignored)")
+    encoder_path: Optional[str] = Field(None, description="encoder model directory; null: model.path")
+    encoder_adapter: Optional[str] = Field(None, description="LoRA adapter of the encoder; null: none")
+    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    pooling: Literal["mean", "last"] = "mean"
+    max_length: int = Field(512, ge=8, description="tokens kept per state")
+    max_batch_tokens: int = Field(16384, ge=64, description="padded tokens per encoder batch")
 
 
 class Config(Section):
@@ -103,6 +121,7 @@ class Config(Section):
     generation: GenerationSection = GenerationSection()
     sft: SFTSection = SFTSection()
     search: SearchSection = SearchSection()
+    value: ValueSection = ValueSection()
 
     def hash(self) -> str:
         """A stable 12-hex-digit hash of every setting, stamped on artifacts."""

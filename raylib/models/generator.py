@@ -51,3 +51,15 @@ def postprocess(raw: Iterable[tuple[str, float]], tactic_filter: TacticFilter | 
             best[tac] = logprob
     ranked = sorted(best.items(), key=lambda kv: -kv[1])[:n]
     return [Candidate(t, lp) for t, lp in ranked]
+
+
+def make_generator(model, generation, tactic_filter: TacticFilter | None = None) -> TacticGenerator:
+    """The backend named by ``Config.model.backend`` (``hf`` or ``vllm``), built from the model and
+    generation config sections; backends are imported only when chosen."""
+    if model.backend == "vllm":
+        from raylib.models.vllm_backend import VLLMGenerator
+
+        return VLLMGenerator.from_config(model, generation, tactic_filter)
+    from raylib.models.hf import HFGenerator
+
+    return HFGenerator.from_config(model, generation, tactic_filter)

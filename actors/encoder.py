@@ -1,0 +1,62 @@
+"""EncoderActor: encodes proof states and, once an EBM is loaded, returns their energies.
+
+Concurrent requests are coalesced with an asyncio queue (a few ms linger, a token budget per batch);
+the encoder itself sorts by length and splits under its token budget.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from raylib.batching import AsyncBatcher
+from raylib.config import Config
+
+log = logging.getLogger(__name__)
+
+
+class EncoderActor:
+    def __init__(self, cfg: Config):
+        from raylib.models.encoder import StateEncoder
+
+        v = cfg.value
+        self.encoder = StateEncoder(v.encoder_path or cfg.model.path, adapter=v.encoder_adapter, dtype=v.dtype,
+                                    device=cfg.model.device, pooling=v.pooling, max_length=v.max_length,
+                                    max_batch_tokens=v.max_batch_tokens)
+        self.ebm = None
+        if v.ebm_path:
+            self.load_ebm_sync(v.ebm_path)
+        self.batcher = AsyncBatcher(self._encode_batch, linger_s=cfg.workers.linger_ms / 1000,
+                                    max_items=1024, max_cost=v.max_batch_tokens)
+
+    def load_ebm_sync(self, path: str) -> None:
+        from raylib.models.ebm import EBM
+
+        ebm = EBM.load(path, device=self.encoder.device)
+        if ebm.encoder_fingerprint != self.encoder.fingerprint():
+            from raylib.models.ebm import FingerprintMismatch
+            raise FingerprintMismatch(f"EBM {path} was trained on embeddings {ebm.encoder_fingerprint!r}, this "
+                                      f"encoder makes {self.encoder.fingerprint()!r}")
+        self.ebm = ebm
+
+    async def load_ebm(self, path: str) -> None:
+        self.load_ebm_sync(path)
+
+    def _encode_batch(self, _key, states):
+        return list(self.encoder.encode(states))
+
+    async def encode(self, states: list[str]) -> list:
+        import asyncio
+
+        cost = [max(1, len(s) // 3) for s in states]
+        return list(await asyncio.gather(*[self.batcher.submit(s, cost=c) for s, c in zip(states, cost)]))
+
+    async def energies(self, states: list[str]) -> list[float]:
+        if self.ebm is None:
+            raise RuntimeError("no EBM loaded: set value.ebm_path or call load_ebm first")
+        import numpy as np
+
+        emb = np.stack(await self.encode(states)) if states else np.zeros((0, self.encoder.dim), np.float32)
+        return self.ebm.energies(emb, self.encoder.fingerprint()) if len(states) else []
+
+    async def fingerprint(self) -> str:
+        return self.encoder.fingerprint()

@@ -1,0 +1,62 @@
+"""GeneratorActor: hosts the tactic generator (vLLM or HF) for many concurrent searches.
+
+With vLLM, requests are forwarded concurrently and the engine batches them. With HF, concurrent
+requests are coalesced into one batched ``generate`` call (a short linger; the backend then chunks by
+its prompt/token budget): one decode step costs about the same for 8 or 64 prompts on a GPU.
+A new LoRA adapter version is hot-loaded without restarting the actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from raylib.batching import AsyncBatcher
+from raylib.config import Config
+from raylib.env import make_filter
+from raylib.models.generator import Candidate
+
+log = logging.getLogger(__name__)
+
+
+class GeneratorActor:
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        tactic_filter = make_filter(cfg.env)
+        if cfg.model.backend == "vllm":
+            from raylib.models.vllm_backend import VLLMGenerator
+            self.backend = VLLMGenerator.from_config(cfg.model, cfg.generation, tactic_filter)
+        else:
+            from raylib.models.hf import HFGenerator
+            self.backend = HFGenerator.from_config(cfg.model, cfg.generation, tactic_filter)
+        self._lock = threading.Lock()  # an adapter swap never overlaps a generate call
+        g = cfg.generation
+        self.batcher = AsyncBatcher(self._generate_batch, linger_s=cfg.workers.linger_ms / 1000,
+                                    max_items=4 * g.max_batch_prompts)
+
+    def _generate_batch(self, key, states):
+        n, temperature, max_tokens = key
+        with self._lock:
+            return self.backend.generate(states, n, temperature, max_tokens)
+
+    async def propose(self, state: str, n: int, temperature: float, max_tokens: int) -> list[Candidate]:
+        if self.cfg.model.backend == "vllm":
+            return (await self.backend.agenerate([state], n, temperature, max_tokens))[0]
+        return await self.batcher.submit(state, key=(n, temperature, max_tokens))
+
+    async def load_adapter(self, path: str, version: int | str) -> str:
+        import asyncio
+
+        def swap():
+            with self._lock:
+                self.backend.load_adapter(path, version)
+        await asyncio.to_thread(swap)
+        log.info("generator now serves adapter %s (version %s)", path, version)
+        return self.backend.fingerprint()
+
+    async def fingerprint(self) -> str:
+        return self.backend.fingerprint()
+
+    async def stats(self) -> dict:
+        s = self.batcher.stats
+        return {"batches": s.batches, "requests": s.items, "mean_batch": s.mean_batch, "max_batch": s.max_batch}

@@ -1,0 +1,121 @@
+"""Search scaling on Ray: theorems/minute at 1, 4, 16, 64 concurrent searches against the ideal line.
+
+    python bench/search_scaling.py [--lean-latency 0.2] [--gen-latency 0.05] [--steps 3]
+
+The search machinery is the real one (SearchDriver actors, RayEnvPool, BestFirstSearch); Lean and the
+generator are stand-ins with FIXED LATENCY (async actors that sleep): a "chain" theorem needs --steps
+`step` tactics, each answered after --lean-latency seconds, and the generator answers after
+--gen-latency seconds with `step` and one wrong tactic. Since the waits are not CPU-bound, throughput
+should grow linearly with concurrency; `efficiency` is measured / (concurrency × rate at 1).
+Also prints `machinery_share`: the share of search wall time outside generate and Lean waits at 1.
+Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from raylib.config import load_config  # noqa: E402
+from raylib.env import Finished, LeanError, State, Theorem, Verification  # noqa: E402
+from raylib.models.generator import Candidate  # noqa: E402
+
+
+class ChainEnv:
+    """Stand-in for Lean with a fixed latency per request (an async actor: unlimited concurrency)."""
+
+    def __init__(self, latency: float, steps: int):
+        self.latency, self.steps = latency, steps
+
+    async def start(self, theorem):
+        await asyncio.sleep(self.latency)
+        return State(theorem, (f"⊢ chain {self.steps}",), ())
+
+    async def run_tac(self, state, tactic):
+        await asyncio.sleep(self.latency)
+        if tactic != "step":
+            return LeanError("unknown tactic")
+        left = self.steps - len(state.path) - 1
+        path = state.path + (tactic,)
+        return Finished(state.theorem, path) if left == 0 else State(state.theorem, (f"⊢ chain {left}",), path)
+
+    async def verify(self, theorem, tactics):
+        await asyncio.sleep(self.latency)
+        return Verification(list(tactics) == ["step"] * self.steps)
+
+
+class FixedGenerator:
+    """Stand-in for the generator with a fixed latency per request."""
+
+    def __init__(self, latency: float):
+        self.latency = latency
+
+    async def propose(self, state, n, temperature, max_tokens):
+        await asyncio.sleep(self.latency)
+        return [Candidate("step", -0.1), Candidate("wrong", -2.0)][:n]
+
+    async def fingerprint(self):
+        return "fixed-latency"
+
+
+def measure(concurrency: int, args, env, gen) -> dict:
+    import ray
+
+    from actors.search_driver import SearchDriver
+    from jobs.prove import summarize
+
+    drivers_n = min(concurrency, 4)
+    per = concurrency // drivers_n
+    cfg = load_config(None, ["search.probe_tactics=[]", "search.num_candidates=2", "search.batch_expansion_size=1",
+                             f"workers.drivers={drivers_n}", f"workers.searches_per_driver={per}"])
+    drivers = [ray.remote(SearchDriver).options(num_cpus=0, max_concurrency=per).remote(cfg, [env], gen, None)
+               for _ in range(drivers_n)]
+    n = max(2 * concurrency, 8)
+    theorems = [Theorem(f"chain_{i}", f"theorem chain_{i} : True") for i in range(n)]
+    ray.get([d.failovers.remote() for d in drivers])  # actors up before the clock starts
+    t = time.perf_counter()
+    results = ray.get([drivers[i % drivers_n].prove.remote(th, "bench", 0, {}) for i, th in enumerate(theorems)])
+    wall = time.perf_counter() - t
+    for d in drivers:
+        ray.kill(d)
+    rows = [r["summary"] for r in results]
+    assert all(r["proved"] for r in rows), rows
+    s = summarize(rows, cfg, {}, wall)
+    return {"concurrency": concurrency, "theorems": n, "wall_s": round(wall, 3),
+            "theorems_per_min": round(60 * n / wall, 1), "machinery_share": s["time_split"]["other"]}
+
+
+def main(argv=None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--lean-latency", type=float, default=0.2)
+    ap.add_argument("--gen-latency", type=float, default=0.05)
+    ap.add_argument("--steps", type=int, default=3)
+    ap.add_argument("--levels", default="1,4,16,64")
+    args = ap.parse_args(argv)
+    import ray
+
+    ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
+    env = ray.remote(ChainEnv).options(num_cpus=0).remote(args.lean_latency, args.steps)
+    gen = ray.remote(FixedGenerator).options(num_cpus=0).remote(args.gen_latency)
+    levels = [measure(int(c), args, env, gen) for c in args.levels.split(",")]
+    base = levels[0]["theorems_per_min"] / levels[0]["concurrency"]
+    for lv in levels:
+        lv["ideal_per_min"] = round(base * lv["concurrency"], 1)
+        lv["efficiency"] = round(lv["theorems_per_min"] / lv["ideal_per_min"], 3)
+    out = {"bench": "search_scaling", "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
+           "lean_latency_s": args.lean_latency, "gen_latency_s": args.gen_latency, "steps": args.steps,
+           "levels": levels}
+    print(json.dumps(out))
+    ray.shutdown()
+    return out
+
+
+if __name__ == "__main__":
+    main()
