@@ -60,3 +60,7 @@ class EncoderActor:
 
     async def fingerprint(self) -> str:
         return self.encoder.fingerprint()
+
+    async def stats(self) -> dict:
+        s = self.batcher.stats
+        return {"batches": s.batches, "requests": s.items, "mean_batch": s.mean_batch, "max_batch": s.max_batch}

@@ -12,3 +12,32 @@ os.environ.setdefault("PYTHONPATH", str(ROOT))
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A real tiny Llama (random weights) with a tokenizer trained on the built-in corpus, saved once."""
+    from raylib.models.tiny import build_tiny_model, builtin_texts
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "model", texts=builtin_texts(n=60),
+                            hidden_size=128, heads=2, layers=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tmp_path_factory, tiny_model_dir):
+    """A peft LoRA adapter for ``tiny_model_dir`` whose B matrices are random, so it changes the outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from raylib.models.loading import load_causal_lm
+
+    peft_model = get_peft_model(load_causal_lm(tiny_model_dir), LoraConfig(
+        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_" in name:  # LoRA B starts at zero (a no-op adapter): make it change the model
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
+    out = tmp_path_factory.mktemp("adapter")
+    peft_model.save_pretrained(out)
+    return out

@@ -20,27 +20,13 @@ STATES = [
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    return build_tiny_model(tmp_path_factory.mktemp("tiny"), texts=builtin_texts(n=60),
-                            hidden_size=128, heads=2, layers=2)
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
-def adapter_dir(tmp_path_factory, model_dir):
-    from peft import LoraConfig, get_peft_model
-
-    from raylib.models.loading import load_causal_lm
-
-    peft_model = get_peft_model(load_causal_lm(model_dir), LoraConfig(
-        r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in peft_model.named_parameters():
-            if "lora_" in name:  # LoRA B starts at zero (a no-op adapter): make it change the model
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    out = tmp_path_factory.mktemp("adapter")
-    peft_model.save_pretrained(out)
-    return out
+def adapter_dir(tiny_adapter_dir):
+    return tiny_adapter_dir
 
 
 @pytest.fixture(scope="module")

@@ -19,11 +19,8 @@ ray = pytest.importorskip("ray")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    from raylib.models.tiny import build_tiny_model, builtin_texts
-
-    return build_tiny_model(tmp_path_factory.mktemp("tiny") / "m", texts=builtin_texts(60), hidden_size=128,
-                            layers=2, heads=2)
+def model_dir(tiny_model_dir):
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,7 @@
 """Tactic-sequence parsing (Lean column rules, `;`, `<;>`, `·`) on top of the term parser."""
 from __future__ import annotations
 
-from .syntax import (TACTIC_KEYWORDS, ByTac, ParseError, Parser, Pat, Tactic, Term, lex)
+from .syntax import (TACTIC_KEYWORDS, ParseError, Parser, Pat, Tactic, lex)
 
 
 class TacticParser(Parser):

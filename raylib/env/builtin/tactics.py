@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Optional
 
-from .formula import And, Atom, Bot, Formula, Iff, Imp, Not, Or, Top, atoms, evaluate
+from .formula import And, Bot, Formula, Iff, Imp, Not, Or, Top, atoms, evaluate
 from .terms import Elab, check, infer
-from .kernel import (Goal, Hyp, LeanError, arity, as_imp, defeq, fresh_uid,
-                     goal_text, lookup, show_in, to_formula)
+from .kernel import (Goal, LeanError, arity, as_imp, defeq, goal_text, lookup, show_in, to_formula)
 from .syntax import App, ByTac, Tactic, Var
 
 Goals = tuple[Goal, ...]
@@ -130,7 +129,7 @@ def _fail(tactic: str, g: Goal, extra: str = "") -> LeanError:
 def _intro(g: Goal, name: Optional[str]) -> Goal:
     ab = as_imp(g.target)
     if ab is None:
-        raise LeanError(f"tactic 'introN' failed, insufficient number of binders")
+        raise LeanError("tactic 'introN' failed, insufficient number of binders")
     hyp_name = name if name not in (None, "_") else "a"
     return replace(g.add(hyp_name, ab[0], accessible=name not in (None, "_")), target=ab[1])
 

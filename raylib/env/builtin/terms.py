@@ -194,12 +194,12 @@ def infer(el: Elab, ctx: Ctx, t: Term) -> Formula:
             for d in reversed(doms):
                 res = Imp(d, res)
             return res
-        raise LeanError(f"failed to infer binder type", t.span)
+        raise LeanError("failed to infer binder type", t.span)
     if isinstance(t, Conn):
         raise LeanError(f"type mismatch\n  {_src(el.src, t)}\nhas type\n  Prop : Type\n"
                         "but is expected to have type a proof", t.span)
     if isinstance(t, Anon):
-        raise LeanError(f"invalid constructor ⟨...⟩, expected type must be known", t.span)
+        raise LeanError("invalid constructor ⟨...⟩, expected type must be known", t.span)
     if isinstance(t, (Sorry, ByTac, Hole)):
         raise LeanError("don't know how to synthesize placeholder\ncontext:\n" if isinstance(t, Hole)
                         else "failed to infer the type of this term; expected type must be known", t.span)
