@@ -29,6 +29,8 @@ vllm-env: $(VLLM_STAMP)
 
 run: $(STAMP)
 	$(PY) -m jobs.env_check --config $(CONFIG)
+	$(PY) -m jobs.bootstrap --config $(CONFIG)
+	$(PY) -m jobs.prove --config $(CONFIG)
 
 test: $(STAMP) $(VLLM_STAMP)
 	$(PY) -m pytest -q
@@ -39,6 +41,7 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(PY) bench/env_throughput.py
 	$(PY) bench/search_scaling.py
+	$(PY) bench/sft_throughput.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

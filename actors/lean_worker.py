@@ -39,6 +39,12 @@ class LeanWorker:
         verification = self.env.verify(theorem, tactics) if out.kind == "finished" else None
         return outcomes, verification
 
+    def actor_pid(self) -> int:
+        """PID of this actor's own process (changes when Ray restarts it)."""
+        import os
+
+        return os.getpid()
+
     def process_pid(self) -> int | None:
         """PID of the environment process (for fault-injection tests)."""
         proc = getattr(self.env, "proc", None)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
@@ -34,7 +34,7 @@ class RaySection(Section):
     address: Optional[str] = Field(None, description="null: start local Ray; 'auto' or ray://...: join a cluster")
     num_cpus: Optional[int] = Field(None, ge=1, description="CPUs for a local Ray (null: all)")
     namespace: str = "rayprover"
-    dashboard: bool = Field(False, description="start the dashboard with a local Ray")
+    dashboard: bool = Field(True, description="start the dashboard with a local Ray (Ray Train needs its state API)")
 
 
 class LeanReplSection(Section):
@@ -73,8 +73,8 @@ class EnvSection(Section):
 
 
 class TheoremsSection(Section):
-    source: str = Field("builtin:textbook", description="a JSONL file, or builtin:textbook / builtin:generated")
-    split: Optional[Literal["train", "valid", "test"]] = None
+    source: str = Field("builtin:generated", description="a JSONL file, or builtin:textbook / builtin:generated")
+    split: Optional[Literal["train", "valid", "test"]] = Field("valid", description="keep only this split; null: all")
     limit: Optional[int] = Field(None, ge=1)
     n: int = Field(1000, ge=1, description="how many theorems builtin:generated makes")
     seed: int = 0
@@ -122,6 +122,14 @@ class Config(Section):
     sft: SFTSection = SFTSection()
     search: SearchSection = SearchSection()
     value: ValueSection = ValueSection()
+
+    @model_validator(mode="after")
+    def _generation_budget(self) -> "Config":
+        budget, s = self.generation.max_batch_tokens, self.search
+        if budget is not None and budget < s.num_candidates * s.max_tokens:
+            raise ValueError(f"generation.max_batch_tokens {budget} cannot hold even one state's "
+                             f"search.num_candidates x search.max_tokens = {s.num_candidates} x {s.max_tokens} tokens")
+        return self
 
     def hash(self) -> str:
         """A stable 12-hex-digit hash of every setting, stamped on artifacts."""

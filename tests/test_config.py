@@ -71,3 +71,9 @@ def test_missing_and_malformed_files(tmp_path):
     p.write_text("- a\n- b\n")
     with pytest.raises(ConfigError, match="mapping"):
         load_config(p)
+
+
+def test_generation_budget_is_checked_against_the_search():
+    with pytest.raises(ConfigError, match="cannot hold even one state"):
+        load_config(None, ["generation.max_batch_tokens=100", "search.num_candidates=8", "search.max_tokens=64"])
+    assert load_config(None, ["generation.max_batch_tokens=null"]).generation.max_batch_tokens is None

@@ -177,5 +177,5 @@ def test_from_config(model_dir):
                                  "generation.max_batch_prompts=2"])
     g = make_generator(cfg.model, cfg.generation, TacticFilter())
     assert isinstance(g, HFGenerator) and g.max_batch_prompts == 2 and g.tactic_filter is not None
-    out = g.generate(STATES, cfg.generation.n, cfg.generation.temperature, 4)
+    out = g.generate(STATES, cfg.search.num_candidates, cfg.search.temperature, 4)
     assert len(out) == len(STATES)

@@ -31,8 +31,8 @@ def local_ray():
 
 
 def make_cfg(tmp_path, model_dir, *extra):
-    return load_config(None, [f"run.root={tmp_path}", f"model.path={model_dir}", "generation.num_candidates=4",
-                              "generation.max_tokens=24", "search.max_nodes=6", "search.timeout_per_theorem=20",
+    return load_config(None, [f"run.root={tmp_path}", f"model.path={model_dir}", "search.num_candidates=4",
+                              "search.max_tokens=24", "search.max_nodes=6", "search.timeout_per_theorem=20",
                               "workers.lean=2", "workers.drivers=2", "workers.searches_per_driver=2", *extra])
 
 
@@ -67,11 +67,15 @@ def test_prove_job_writes_results_and_resumes(local_ray, tmp_path, model_dir):
     assert (out / "results.jsonl").read_text() == before and again["proved"] == summary["proved"]
 
 
-def _kill_during(run_fn, killer, delay=2.0):
+def _kill_during(run_fn, killer, results_path, total):
+    """Run the job in a thread; kill once some theorems are finished and others are still pending."""
     result = {}
     t = threading.Thread(target=lambda: result.setdefault("summary", run_fn()))
     t.start()
-    time.sleep(delay)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (results_path.is_file() and results_path.read_text().count("\n")):
+        time.sleep(0.05)
+    assert results_path.read_text().count("\n") < total, "the job finished before the fault was injected"
     killer()
     t.join(timeout=300)
     assert not t.is_alive()
@@ -82,10 +86,10 @@ def _kill_during(run_fn, killer, delay=2.0):
 def test_prove_job_survives_faults(local_ray, tmp_path, model_dir, fault):
     from jobs.prove import prove_dir, run, start_actors
 
-    theorems = builtin_theorems("generated", 200, 0)[:10]
-    cfg = make_cfg(tmp_path, model_dir, "search.max_nodes=12")
+    theorems = builtin_theorems("generated", 200, 0)[:12]
+    cfg = make_cfg(tmp_path, model_dir, "search.max_nodes=16")
     actors = start_actors(cfg)
-
+    lean_pid = ray.get(actors["lean"][0].actor_pid.remote())
     killed = []
 
     def killer():
@@ -100,13 +104,14 @@ def test_prove_job_survives_faults(local_ray, tmp_path, model_dir, fault):
         else:
             ray.kill(actors["drivers"][0], no_restart=False)
 
-    summary = _kill_during(lambda: run(cfg, theorems, actors=actors), killer)
+    summary = _kill_during(lambda: run(cfg, theorems, actors=actors), killer,
+                           prove_dir(cfg, 0) / "results.jsonl", len(theorems))
     rows = check_outputs(prove_dir(cfg, 0), theorems)
     assert summary["theorems"] == len(theorems)
     if fault == "lean_process":  # each client restarted its process and rebuilt its states by replay
         assert killed and not set(killed) & {ray.get(w.process_pid.remote()) for w in actors["lean"]}
-    elif fault == "lean_actor":  # calls that hit the dead or restarting actor went to the other worker
-        assert sum(ray.get([d.failovers.remote() for d in actors["drivers"]])) >= 1
+    elif fault == "lean_actor":  # Ray restarted the actor (calls that hit it failed over to the other)
+        assert ray.get(actors["lean"][0].actor_pid.remote()) != lean_pid
     else:  # the theorems of the killed driver were handed to a driver again
         assert any(r["attempts"] > 1 for r in rows)
     for group in actors.values():

@@ -16,16 +16,24 @@ import hashlib
 import logging
 import os
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TRAJECTORY_SCHEMA", "OUTCOMES", "TrajectoryError", "trajectory_path", "write_trajectory",
-           "read_trajectory", "read_trajectories", "atomic_write_table"]
+__all__ = [
+    "OUTCOMES",
+    "TRAJECTORY_SCHEMA",
+    "TrajectoryError",
+    "atomic_write_table",
+    "read_trajectories",
+    "read_trajectory",
+    "trajectory_path",
+    "write_trajectory",
+]
 
 OUTCOMES = ("state", "finished", "error", "timeout", "sorry")
 

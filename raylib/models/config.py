@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from raylib.configbase import Section
 
@@ -36,10 +36,9 @@ class ModelSection(Section):
 
 
 class GenerationSection(Section):
-    num_candidates: int = Field(8, ge=1, le=256, description="candidate tactics asked per state (n)")
-    temperature: float = Field(1.0, ge=0, le=5, description="sampling temperature; 0: deterministic "
-                                                            "(greedy for n=1, beam search of width n for hf)")
-    max_tokens: int = Field(64, ge=1, le=4096, description="longest tactic in generated tokens")
+    """How the backend serves requests. What to sample (n, temperature, max tokens) is the caller's:
+    the search asks with ``search.num_candidates``, ``search.temperature`` and ``search.max_tokens``."""
+
     template: Optional[str] = Field(None, description="prompt template with one {state} placeholder; null: "
                                                       "raylib.models.prompt.DEFAULT_TEMPLATE")
     max_batch_prompts: int = Field(16, ge=1, description="hf: prompts per generate call")
@@ -54,14 +53,3 @@ class GenerationSection(Section):
 
             validate_template(v)  # TemplateError is a ValueError: pydantic reports it under this key
         return v
-
-    @model_validator(mode="after")
-    def _budget(self) -> "GenerationSection":
-        if self.max_batch_tokens is not None and self.max_batch_tokens < self.num_candidates * self.max_tokens:
-            raise ValueError(f"max_batch_tokens {self.max_batch_tokens} cannot hold even one prompt's "
-                             f"{self.num_candidates} x {self.max_tokens} generated tokens")
-        return self
-
-    @property
-    def n(self) -> int:
-        return self.num_candidates

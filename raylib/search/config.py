@@ -18,14 +18,14 @@ DEFAULT_PROBE_TACTICS = ("assumption", "contradiction", "trivial", "constructor"
 
 
 class SearchSection(Section):
-    max_nodes: int = Field(256, ge=1, description="budget: stop after this many node expansions")
+    max_nodes: int = Field(64, ge=1, description="budget: stop after this many node expansions")
     max_depth: int = Field(100, ge=1, description="nodes at this depth (tactics from the root) are never "
                                                   "expanded, so a proof has at most max_depth tactics")
     num_candidates: int = Field(8, ge=0, description="tactics asked of the generator per expansion")
     temperature: float = Field(1.0, ge=0, description="sampling temperature of the generator")
     max_tokens: int = Field(128, ge=1, description="token limit of one generated tactic")
     batch_expansion_size: int = Field(4, ge=1, description="frontier nodes expanded concurrently per step")
-    timeout_per_theorem: float = Field(600.0, gt=0, description="wall-clock seconds per theorem; past it the "
+    timeout_per_theorem: float = Field(60.0, gt=0, description="wall-clock seconds per theorem; past it the "
                                                                 "search returns what it has")
     probe_tactics: list[str] = Field(default_factory=lambda: list(DEFAULT_PROBE_TACTICS),
                                      description="cheap tactics tried at every node besides the generator's")

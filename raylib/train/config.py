@@ -6,7 +6,7 @@ steps at most); the GPU configs raise batch size, sequence length and workers.
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -47,10 +47,10 @@ class BootstrapSection(Section):
     theorems: int = Field(3000, ge=10, description="generated theorems (train split used for the corpus)")
     seed: int = 0
     vocab_size: int = Field(512, ge=300)
-    hidden_size: int = 256
-    layers: int = 4
-    heads: int = 4
-    lr: float = Field(2e-3, gt=0)
+    hidden_size: int = Field(128, ge=64, description="tiny Llama width (head_dim 64: heads = hidden / 64)")
+    layers: int = Field(2, ge=1)
+    heads: int = Field(2, ge=1)
+    lr: float = Field(3e-3, gt=0)
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(32, ge=1)
     max_seq_len: int = Field(320, ge=16)
@@ -64,11 +64,11 @@ class SFTSection(Section):
     dtype: Literal["float32", "bfloat16", "float16"] = "float32"
     lr: float = Field(1e-3, ge=0, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0)
-    warmup_steps: Optional[int] = Field(None, ge=0, description="null: warmup_ratio of the total steps")
+    warmup_steps: int | None = Field(None, ge=0, description="null: warmup_ratio of the total steps")
     warmup_ratio: float = Field(0.05, ge=0, lt=1)
     schedule: Literal["cosine", "linear", "constant"] = "cosine"
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine/linear decay floor, share of the peak")
-    max_steps: Optional[int] = Field(None, ge=1, description="optimizer steps; null: from epochs")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; null: from epochs")
     epochs: float = Field(1.0, gt=0)
     batch_size: int = Field(8, ge=1, description="examples per device per micro-batch")
     grad_accum: int = Field(1, ge=1)
@@ -78,19 +78,19 @@ class SFTSection(Section):
     eval_every: int = Field(50, ge=0, description="steps between evaluations (0: only at the end)")
     eval_examples: int = Field(128, ge=1, description="held-out examples for the eval loss")
     checkpoint_every: int = Field(50, ge=0, description="steps between checkpoints (0: only at the end)")
-    keep_checkpoints: Optional[int] = Field(None, ge=1, description="null: keep all")
+    keep_checkpoints: int | None = Field(None, ge=1, description="null: keep all")
     log_every: int = Field(10, ge=1, description="steps between metric reports")
     max_failures: int = Field(0, ge=-1, description="worker-failure retries (-1: unlimited)")
     num_workers: int = Field(1, ge=1)
     use_gpu: bool = False
-    resources_per_worker: Optional[dict[str, float]] = Field(None, description="e.g. {CPU: 1} or {GPU: 1}")
+    resources_per_worker: dict[str, float] | None = Field(None, description="e.g. {CPU: 1} or {GPU: 1}")
     valid_fraction: float = Field(0.02, ge=0, lt=1, description="theorems held out of SFT for eval/probe")
     seed: int = 0
     guards: GuardsSection = GuardsSection()
     bootstrap: BootstrapSection = BootstrapSection()
 
     @model_validator(mode="after")
-    def _check(self) -> "SFTSection":
+    def _check(self) -> SFTSection:
         if self.mode == "full" and self.save == "merged":
             raise ValueError("sft.save=merged applies to mode=lora only")
         return self

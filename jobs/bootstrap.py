@@ -1,0 +1,190 @@
+"""Bootstrap the tiny built-in model: oracle corpus → tokenizer → tiny Llama trained by the SFT job.
+
+    python -m jobs.bootstrap [--config configs/local.yaml] [--set sft.bootstrap.theorems=3000] [--force]
+
+1. Generates ``sft.bootstrap.theorems`` built-in theorems (plus the textbook set) and replays the
+   oracle's proofs of the TRAIN split through the built-in REPL: (state, tactic) pairs. Valid and
+   test theorems are the contamination check's exclusion list.
+2. Trains a byte-level BPE tokenizer on the examples and initialises a tiny Llama from scratch.
+3. Trains it with the same Ray Train SFT job as every other fine-tune (full parameters).
+4. Saves a Hugging Face folder at ``model.path`` (default runs/models/tiny) with fingerprint.json,
+   and measures tactic validity on VALID-split states through the REPL (share of generated tactics
+   the environment accepts, greedy and sampled): ``bootstrap_eval.json`` beside the model.
+
+Cached: ``<model.path>/BOOTSTRAP_COMPLETE`` holds the settings' key; a second call with the same
+settings does nothing. Work files go to ``<run.root>/bootstrap/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import random
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from raylib.config import ConfigError, load_config
+from raylib.logs import setup_logging
+
+log = logging.getLogger("jobs.bootstrap")
+MARKER = "BOOTSTRAP_COMPLETE"
+VERSION = 1
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m jobs.bootstrap", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", help="YAML config (default: the embedded default)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set sft.bootstrap.epochs=2 (repeatable)")
+    p.add_argument("--force", action="store_true", help="rebuild even when the model is complete")
+    return p.parse_args(argv)
+
+
+def bootstrap_key(cfg) -> str:
+    blob = {"version": VERSION, "bootstrap": cfg.sft.bootstrap.model_dump(mode="json"),
+            "guards": cfg.sft.guards.model_dump(mode="json"), "template": cfg.generation.template,
+            "seed": cfg.sft.seed, "valid_fraction": cfg.sft.valid_fraction}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def bootstrap_sft(cfg, total_hint: int):
+    """The SFT settings of the bootstrap: full parameters, the bootstrap's LR/epochs/batch."""
+    from raylib.train.config import SFTSection
+
+    b = cfg.sft.bootstrap
+    every = max(50, total_hint // 4)
+    raw = cfg.sft.model_dump(mode="json")
+    raw.update(mode="full", save="adapter", lr=b.lr, epochs=b.epochs, max_steps=None, batch_size=b.batch_size,
+               grad_accum=1, max_seq_len=b.max_seq_len, eval_every=every, checkpoint_every=every,
+               keep_checkpoints=2, warmup_ratio=0.03, min_lr_ratio=0.05)
+    raw["guards"] = dict(raw["guards"], probe_start_step=total_hint // 2)
+    return SFTSection.model_validate(raw)
+
+
+def _valid_states(theorems, k: int, seed: int):
+    """Up to ``k`` (theorem, proofState id, Repl) triples from oracle replays of valid theorems."""
+    from raylib.env.builtin.oracle import oracle_proof
+    from raylib.env.builtin.server import Repl
+
+    repl = Repl()
+    states = []
+    for thm in theorems:
+        ans = repl.handle({"cmd": thm.command()})
+        if not ans.get("sorries"):
+            continue
+        ps, goals = ans["sorries"][0]["proofState"], [ans["sorries"][0]["goal"]]
+        for tac in oracle_proof(thm.statement):
+            states.append((ps, "\n\n".join(goals)))
+            step = repl.handle({"tactic": tac, "proofState": ps})
+            if "message" in step or not step["goals"]:
+                break
+            ps, goals = step["proofState"], step["goals"]
+    random.Random(seed).shuffle(states)
+    return repl, states[:k]
+
+
+def tactic_validity(model_dir: Path, theorems, k: int, seed: int = 0, samples: int = 4) -> dict:
+    """Share of generated tactics the built-in REPL accepts on valid-split states (greedy and sampled)."""
+    from raylib.env.filter import TacticFilter
+    from raylib.models.hf import HFGenerator
+
+    repl, states = _valid_states(theorems, k, seed)
+    gen = HFGenerator(model_dir, device="cpu")
+    filt = TacticFilter()
+
+    def accepted(ps: int, tac: str) -> bool:
+        if not tac.strip() or not filt.check(tac).ok:
+            return False
+        ans = repl.handle({"tactic": tac, "proofState": ps})
+        return "message" not in ans and "sorries" not in ans
+
+    t0 = time.perf_counter()
+    texts = [s for _, s in states]
+    greedy = gen.generate_raw(texts, 1, 0.0, 48)
+    sampled = gen.generate_raw(texts, samples, 1.0, 48)
+    g_ok = sum(accepted(ps, g[0][0]) for (ps, _), g in zip(states, greedy))
+    s_all = [(ps, t) for (ps, _), row in zip(states, sampled) for t, _ in row]
+    s_ok = sum(accepted(ps, t) for ps, t in s_all)
+    distinct = sum(len({t for t, _ in row}) for row in sampled) / max(1, len(sampled))
+    return {"states": len(states), "greedy_valid": g_ok / max(1, len(states)),
+            "sampled_valid": s_ok / max(1, len(s_all)), "sampled_per_state": samples,
+            "distinct_sampled_per_state": distinct, "eval_s": round(time.perf_counter() - t0, 1)}
+
+
+def run(cfg, force: bool = False) -> dict:
+    from raylib.data.sft import build_sft_examples, oracle_pairs, read_examples
+    from raylib.env.builtin.corpus import generate_theorems, textbook_theorems
+    from raylib.models.tiny import init_tiny_model, save_model, train_tokenizer
+    from raylib.rayutil import init_ray
+    from raylib.train.schedule import plan_steps
+    from raylib.train.sft import run_sft
+
+    b = cfg.sft.bootstrap
+    target = Path(cfg.model.path)
+    key = bootstrap_key(cfg)
+    marker = target / MARKER
+    if not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
+        info = json.loads(marker.read_text())
+        log.info("bootstrap model at %s is complete (key %s): nothing to do", target, key)
+        return info
+    t0 = time.perf_counter()
+    work = Path(cfg.run.root) / "bootstrap" / key
+    theorems = generate_theorems(b.theorems, seed=b.seed) + textbook_theorems()
+    train = [t for t in theorems if t.split == "train"]
+    held_out = [t for t in theorems if t.split != "train"]
+    build = build_sft_examples(oracle_pairs(train), work / "examples", eval_theorems=held_out,
+                               valid_fraction=cfg.sft.valid_fraction, seed=cfg.sft.seed,
+                               template=cfg.generation.template)
+    t_data = time.perf_counter() - t0
+    base = work / "init"
+    if not (base / "config.json").is_file():
+        rows = read_examples(build.train_path).to_pylist()
+        texts = [r["prompt"] + r["completion"] for r in random.Random(b.seed).sample(rows, min(len(rows), 8000))]
+        tok = train_tokenizer(texts, vocab_size=b.vocab_size)
+        model = init_tiny_model(tok, seed=b.seed, hidden_size=b.hidden_size, layers=b.layers, heads=b.heads)
+        save_model(model, tok, base)
+    sft = bootstrap_sft(cfg, plan_steps(build.counts["train"], cfg.sft.model_copy(
+        update={"batch_size": b.batch_size, "epochs": b.epochs, "max_steps": None, "grad_accum": 1})).total_steps)
+    init_ray(cfg)
+    t1 = time.perf_counter()
+    res = run_sft(sft, work / "examples", base, work / "sft", config_hash=key)
+    t_train = time.perf_counter() - t1
+    tmp = target.with_name(target.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(res.model_dir, tmp)
+    valid = [t for t in theorems if t.split == "valid"]
+    t2 = time.perf_counter()
+    figures = tactic_validity(tmp, valid, b.eval_states, seed=b.seed)
+    info = {"key": key, "fingerprint": res.fingerprint.get("id"), "steps": res.steps,
+            "final_loss": res.history[-1]["loss"] if res.history else None,
+            "eval_loss": res.metrics.get("eval_loss"), "examples": build.counts,
+            "validity": figures, "seconds": {"data": round(t_data, 1), "train": round(t_train, 1),
+                                             "validity": round(time.perf_counter() - t2, 1),
+                                             "total": round(time.perf_counter() - t0, 1)}}
+    (tmp / "bootstrap_eval.json").write_text(json.dumps(info, indent=2))
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    (target / MARKER).write_text(json.dumps(info, indent=2))
+    log.info("bootstrap done in %.0f s: %s", info["seconds"]["total"], json.dumps(info["validity"]))
+    return info
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    setup_logging()
+    try:
+        cfg = load_config(args.config, args.overrides)
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+    run(cfg, force=args.force)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,257 @@
+"""SFT examples: (state, tactic) pairs → {prompt, completion, theorem, source} parquet.
+
+Sources of pairs:
+
+* ``trajectory_pairs``: proof-path steps of searched trees (parent state, tactic that led to the child);
+* ``oracle_pairs``: the built-in oracle's scripts replayed through the built-in REPL (base pairs);
+* ``jsonl_pairs``: pairs extracted elsewhere (LeanDojo traced repos), one ``{state, tactic, theorem}``
+  object a line (``statement`` optional, used by the contamination check).
+
+``build_sft_examples`` drops empty, give-up/denied (the tactic filter) and duplicate pairs and counts
+each, refuses (``ContaminationError``) any pair whose theorem belongs to the evaluation theorems by
+name or by whitespace-normalized statement, splits by theorem into train/valid and writes both files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from raylib.data.trajectory import atomic_write_table, read_trajectories
+from raylib.env.filter import TacticFilter
+from raylib.env.theorems import Theorem, strip_proof
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "EXAMPLE_SCHEMA",
+    "ContaminationError",
+    "Pair",
+    "SFTBuild",
+    "build_sft_examples",
+    "check_contamination",
+    "jsonl_pairs",
+    "normalize_statement",
+    "oracle_pairs",
+    "read_examples",
+    "sft_split",
+    "trajectory_pairs",
+]
+
+EXAMPLE_SCHEMA = pa.schema([("prompt", pa.string()), ("completion", pa.string()),
+                            ("theorem", pa.string()), ("source", pa.string())])
+
+
+@dataclass(frozen=True)
+class Pair:
+    theorem: str
+    state: str
+    tactic: str
+    source: str
+    statement: str | None = None
+
+
+class ContaminationError(RuntimeError):
+    """Evaluation theorems reached the training data; the message names them."""
+
+
+@dataclass
+class SFTBuild:
+    train_path: Path
+    valid_path: Path
+    counts: dict[str, int] = field(default_factory=dict)
+    data_hash: str = ""
+
+
+# -- sources ------------------------------------------------------------------------------------
+
+def trajectory_pairs(paths) -> Iterator[Pair]:
+    """Proof-path steps of trajectory files: (state of the parent, tactic of the proof-path child)."""
+    table = read_trajectories(paths)
+    cols = table.select(["theorem", "statement", "node_id", "parent_id", "state", "tactic",
+                         "on_proof_path"]).to_pylist()
+    states = {(r["theorem"], r["node_id"]): r["state"] for r in cols}
+    for r in cols:
+        if not r["on_proof_path"] or r["parent_id"] is None:
+            continue
+        parent = states.get((r["theorem"], r["parent_id"]))
+        if parent is None:
+            log.warning("trajectory of %s: node %s has unknown parent %s", r["theorem"], r["node_id"], r["parent_id"])
+            continue
+        yield Pair(r["theorem"], parent, r["tactic"] or "", "trajectory", r["statement"])
+
+
+def oracle_pairs(theorems: Iterable[Theorem], failures: Counter | None = None) -> Iterator[Pair]:
+    """Replay the built-in oracle's proof of each theorem through ``Repl``; one pair per tactic line.
+
+    A theorem whose replay fails is skipped and counted in ``failures['replay_error']``.
+    """
+    from raylib.env.builtin.oracle import oracle_proof
+    from raylib.env.builtin.server import Repl
+
+    repl = Repl()
+    for thm in theorems:
+        pairs = _replay(repl, thm, oracle_proof)
+        if pairs is None:
+            if failures is not None:
+                failures["replay_error"] += 1
+            log.warning("oracle replay of %s failed; theorem skipped", thm.name)
+            continue
+        if len(repl.states) > 50_000:  # a Repl keeps every proof state: start afresh now and then
+            repl = Repl()
+        yield from pairs
+
+
+def _replay(repl, thm: Theorem, prover) -> list[Pair] | None:
+    try:
+        lines = prover(thm.statement)
+    except ValueError as e:
+        log.warning("oracle cannot prove %s: %s", thm.name, e)
+        return None
+    ans = repl.handle({"cmd": thm.command()})
+    sorries = ans.get("sorries") or []
+    if not lines or not sorries:
+        return None
+    ps, goals = sorries[0]["proofState"], [sorries[0]["goal"]]
+    pairs, step = [], {}
+    for tac in lines:
+        step = repl.handle({"tactic": tac, "proofState": ps})
+        if "message" in step:
+            return None
+        pairs.append(Pair(thm.name, "\n\n".join(goals), tac, "oracle", thm.statement))
+        ps, goals = step["proofState"], step["goals"]
+    return pairs if step.get("proofStatus") == "Completed" else None
+
+
+def jsonl_pairs(path: str | Path, source: str = "leandojo") -> Iterator[Pair]:
+    """Pairs from a JSONL file of ``{state, tactic, theorem[, statement]}`` objects (LeanDojo extraction)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: pairs file not found")
+    with path.open(encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
+            missing = [k for k in ("state", "tactic", "theorem") if not isinstance(row.get(k), str)]
+            if missing:
+                raise ValueError(f"{path}:{lineno}: missing string fields {missing}; expected {{state, tactic, theorem}}")
+            yield Pair(row["theorem"], row["state"], row["tactic"], source, row.get("statement"))
+
+
+# -- contamination ------------------------------------------------------------------------------
+
+def normalize_statement(statement: str) -> str:
+    """Whitespace-normalized statement, proof tail removed, declaration name replaced by ``_``."""
+    text = " ".join(strip_proof(statement).split())
+    return re.sub(r"^(theorem|lemma)\s+\S+?(?=[\s({\[:])", r"\1 _", text)
+
+
+def check_contamination(pairs: Iterable[Pair], eval_theorems: Iterable[Theorem]) -> None:
+    """Raise ContaminationError naming every evaluation theorem found in ``pairs`` (by name or statement)."""
+    by_name = {t.name: t for t in eval_theorems}
+    by_stmt = {normalize_statement(t.statement): t.name for t in by_name.values()}
+    hits: dict[str, str] = {}
+    for p in pairs:
+        if p.theorem in by_name:
+            hits.setdefault(p.theorem, f"{p.theorem} (same name, source {p.source})")
+        if p.statement:
+            other = by_stmt.get(normalize_statement(p.statement))
+            if other is not None:
+                hits.setdefault(other, f"{other} (same statement as training theorem {p.theorem}, source {p.source})")
+    if hits:
+        names = sorted(hits)
+        shown = "; ".join(hits[n] for n in names[:20])
+        more = f" and {len(names) - 20} more" if len(names) > 20 else ""
+        raise ContaminationError(f"{len(names)} evaluation theorems reached the training data: {shown}{more}")
+
+
+def sft_split(theorem: str, valid_fraction: float, seed: int = 0) -> str:
+    """``train`` or ``valid`` for a theorem, fixed by a hash of its name and the seed."""
+    digest = hashlib.sha256(f"{seed}:{theorem}".encode()).digest()
+    return "valid" if int.from_bytes(digest[:8], "big") / 2.0 ** 64 < valid_fraction else "train"
+
+
+# -- building -----------------------------------------------------------------------------------
+
+def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems: Sequence[Theorem] = (),
+                       valid_fraction: float = 0.02, seed: int = 0, template: str | None = None,
+                       tactic_filter: TacticFilter | None = None) -> SFTBuild:
+    """Filter (counted), check contamination, split by theorem and write ``train.parquet``/``valid.parquet``.
+
+    Also writes ``stats.json`` (the counts and the data hash). Raises ContaminationError before
+    writing anything when an evaluation theorem is among the pairs.
+    """
+    from raylib.models.prompt import format_example
+
+    pairs = list(pairs)
+    check_contamination(pairs, eval_theorems)
+    filt = tactic_filter or TacticFilter()
+    counts: Counter = Counter()
+    seen: set[tuple[str, str]] = set()
+    rows: dict[str, list[dict]] = {"train": [], "valid": []}
+    for p in pairs:
+        counts["input"] += 1
+        counts[f"input_{p.source}"] += 1
+        state, tactic = p.state.strip("\n"), p.tactic.strip()
+        if not state.strip() or not tactic:
+            counts["empty"] += 1
+            continue
+        verdict = filt.check(tactic)
+        if not verdict.ok:
+            counts["sorry" if verdict.kind == "sorry" else "denied"] += 1
+            continue
+        key = (state, tactic)
+        if key in seen:
+            counts["duplicate"] += 1
+            continue
+        seen.add(key)
+        prompt, completion = format_example(state, tactic, template)
+        split = sft_split(p.theorem, valid_fraction, seed)
+        rows[split].append({"prompt": prompt, "completion": completion, "theorem": p.theorem, "source": p.source})
+    for k in ("empty", "sorry", "denied", "duplicate"):
+        counts.setdefault(k, 0)
+    counts["kept"] = len(rows["train"]) + len(rows["valid"])
+    if not rows["train"]:
+        raise ValueError(f"no training examples left after filtering: {dict(counts)}")
+    random.Random(seed).shuffle(rows["train"])
+    out = Path(out_dir)
+    digest = hashlib.sha256()
+    paths = {}
+    for split, items in rows.items():
+        counts[split] = len(items)
+        counts[f"{split}_theorems"] = len({r["theorem"] for r in items})
+        table = pa.Table.from_pylist(items, schema=EXAMPLE_SCHEMA)
+        paths[split] = atomic_write_table(table, out / f"{split}.parquet")
+        for r in items:
+            digest.update(f"{split}\0{r['prompt']}\0{r['completion']}\0".encode())
+    build = SFTBuild(paths["train"], paths["valid"], dict(counts), digest.hexdigest()[:16])
+    (out / "stats.json").write_text(json.dumps({"counts": build.counts, "data_hash": build.data_hash},
+                                               indent=2, sort_keys=True))
+    log.info("SFT examples: %s (data hash %s) → %s", build.counts, build.data_hash, out)
+    return build
+
+
+def read_examples(path: str | Path) -> pa.Table:
+    """Read an examples parquet, checking its columns; the error names the file and what is missing."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: examples file not found")
+    table = pq.read_table(path)
+    missing = [n for n in EXAMPLE_SCHEMA.names if n not in table.column_names]
+    if missing:
+        raise ValueError(f"{path}: missing example columns {missing} (has {table.column_names})")
+    return table.select(EXAMPLE_SCHEMA.names)

@@ -1,0 +1,288 @@
+"""Supervised fine-tuning on (prompt, completion) examples with Ray Train (V2): LoRA or full parameters.
+
+``run_sft`` reads ``train.parquet`` (and ``valid.parquet``) with Ray Data, runs ``sft_worker_loop`` on
+``sft.num_workers`` workers (``TorchTrainer``), checkpoints through ``ray.train.report`` and, when the
+same job is run again after an interruption, resumes from the latest checkpoint (model or adapter,
+optimizer, scheduler, step, data position, loss history). The result lands in ``<out>/model`` (the
+adapter, the merged model or the full model) with ``fingerprint.json``; ``<out>/COMPLETE`` marks a
+finished job, so an identical rerun does nothing. Guards (``raylib.train.guards``) stop a run with a
+clear reason, raised on the driver as ``GuardStop``.
+
+The loss covers the completion (tactic + end marker + EOS) only: prompt and padding labels are -100.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from raylib.train.config import SFTSection
+from raylib.train.guards import GuardStop, check_plan
+from raylib.train.schedule import plan_steps
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Collator", "SFTResult", "eval_loss", "file_hash", "model_fingerprint", "run_sft", "sft_step"]
+
+IGNORE = -100
+
+
+class Collator:
+    """Tokenizes {prompt, completion} batches into right-padded input_ids / attention_mask / labels.
+
+    A sequence longer than ``max_len`` loses the middle of its prompt (the head holds the first goal,
+    which the tactic acts on; the last ``tail`` prompt tokens hold the end of the template).
+    """
+
+    def __init__(self, tokenizer, max_len: int, tail: int = 8):
+        self.tok, self.max_len, self.tail = tokenizer, max_len, tail
+        self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        self.eos = tokenizer.eos_token_id
+        self.truncated = 0
+
+    def encode(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
+        p = self.tok(prompt)["input_ids"]
+        c = self.tok(completion, add_special_tokens=False)["input_ids"]
+        if self.eos is not None and (not c or c[-1] != self.eos):
+            c = c + [self.eos]
+        if len(p) + len(c) > self.max_len:
+            self.truncated += 1
+            c = c[: self.max_len - 2 * self.tail]
+            keep = self.max_len - len(c)
+            p = p[: keep - self.tail] + p[-self.tail:]
+        return p + c, [IGNORE] * len(p) + c
+
+    def __call__(self, batch: dict) -> dict:
+        import torch
+
+        pairs = [self.encode(str(p), str(c)) for p, c in zip(batch["prompt"], batch["completion"])]
+        width = max(len(ids) for ids, _ in pairs)
+        ids = torch.full((len(pairs), width), self.pad, dtype=torch.long)
+        labels = torch.full((len(pairs), width), IGNORE, dtype=torch.long)
+        mask = torch.zeros((len(pairs), width), dtype=torch.long)
+        for i, (x, y) in enumerate(pairs):
+            ids[i, : len(x)] = torch.tensor(x)
+            labels[i, : len(y)] = torch.tensor(y)
+            mask[i, : len(x)] = 1
+        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+
+
+def _token_loss_sum(model, batch: dict):
+    import torch.nn.functional as F
+
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    labels = batch["labels"][:, 1:]
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
+                           ignore_index=IGNORE, reduction="sum")
+
+
+def sft_step(model, micro_batches: Sequence[dict], params: Sequence, max_grad_norm: float = 1.0,
+             no_sync=None) -> tuple[float, int, float]:
+    """Forward/backward over the micro-batches (token-weighted mean loss), then the gradient norm.
+
+    Returns (loss, completion tokens, grad norm before clipping); the caller steps the optimizer.
+    A model with no trainable parameter reaches the loss without a graph: the norm is then 0.
+    """
+    import contextlib
+
+    import torch
+
+    tokens = sum(int((b["labels"][:, 1:] != IGNORE).sum()) for b in micro_batches)
+    total = 0.0
+    for i, batch in enumerate(micro_batches):
+        last = i == len(micro_batches) - 1
+        ctx = no_sync() if (no_sync is not None and not last) else contextlib.nullcontext()
+        with ctx:
+            loss = _token_loss_sum(model, batch) / max(1, tokens)
+            if loss.requires_grad:
+                loss.backward()
+        total += float(loss.detach())
+    grads = [p for p in params if p.grad is not None]
+    if not grads:
+        return total, tokens, 0.0
+    limit = max_grad_norm if max_grad_norm > 0 else float("inf")
+    norm = torch.nn.utils.clip_grad_norm_(grads, limit)
+    return total, tokens, float(norm)
+
+
+def eval_loss(model, batches: Sequence[dict]) -> float:
+    """Token-weighted mean completion loss over collated batches (no gradient)."""
+    import torch
+
+    was = model.training
+    model.eval()
+    total, tokens = 0.0, 0
+    with torch.no_grad():
+        for b in batches:
+            total += float(_token_loss_sum(model, b))
+            tokens += int((b["labels"][:, 1:] != IGNORE).sum())
+    model.train(was)
+    return total / max(1, tokens)
+
+
+# -- the driver ---------------------------------------------------------------------------------
+
+@dataclass
+class SFTResult:
+    model_dir: Path
+    steps: int
+    history: list[dict]
+    metrics: dict
+    fingerprint: dict
+    resumed_from: int = 0
+    cached: bool = False
+    plan: dict = field(default_factory=dict)
+
+
+def file_hash(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        if p is not None and Path(p).is_file():
+            with open(p, "rb") as f:
+                for chunk in iter(lambda: f.read(1 << 20), b""):
+                    h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(model_dir: str | Path) -> str:
+    """The id in ``fingerprint.json`` if the directory has one, else a hash of config and weight sizes."""
+    d = Path(model_dir)
+    fp = d / "fingerprint.json"
+    if fp.is_file():
+        return json.loads(fp.read_text()).get("id", "")
+    h = hashlib.sha256()
+    for f in sorted(d.glob("*.json")) + sorted(d.glob("*.safetensors")) + sorted(d.glob("*.bin")):
+        h.update(f.name.encode())
+        h.update(f.read_bytes() if f.suffix == ".json" else str(f.stat().st_size).encode())
+    return h.hexdigest()[:16]
+
+
+def _example_files(examples: str | Path) -> tuple[Path, Path | None]:
+    p = Path(examples)
+    if p.is_dir():
+        train, valid = p / "train.parquet", p / "valid.parquet"
+        if not train.is_file():
+            raise FileNotFoundError(f"{p}: no train.parquet (build it with raylib.data.sft.build_sft_examples)")
+        return train, (valid if valid.is_file() else None)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: examples parquet not found")
+    return p, None
+
+
+def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | Path,
+            config_hash: str = "", interrupt_after_step: int | None = None) -> SFTResult:
+    """Train and save under ``out``; resume or skip as the files in ``out`` say. Needs Ray up (``init_ray``).
+
+    ``interrupt_after_step`` (tests) makes the workers fail right after the checkpoint of that step.
+    """
+    import ray
+    import ray.train
+    from ray.data import ExecutionOptions
+    from ray.train import (
+        CheckpointConfig,
+        DataConfig,
+        FailureConfig,
+        RunConfig,
+        ScalingConfig,
+    )
+    from ray.train.torch import TorchTrainer
+
+    from raylib.data.sft import read_examples
+    from raylib.train.worker import sft_worker_loop
+
+    out = Path(out).resolve()
+    base = Path(base).resolve()
+    train_file, valid_file = _example_files(examples)
+    data_hash = file_hash(train_file, valid_file)
+    sft_json = sft.model_dump(mode="json")
+    resume_key = {"base": model_fingerprint(base), "data": data_hash, "mode": sft.mode,
+                  "lora": sft_json["lora"] if sft.mode == "lora" else None, "dtype": sft.dtype}
+    job_key = dict(resume_key, sft=sft_json, config_hash=config_hash)
+    job_id = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()[:16]
+    done = out / "COMPLETE"
+    if done.is_file() and json.loads(done.read_text()).get("job") == job_id:
+        log.info("SFT job %s already complete in %s: nothing to do", job_id, out)
+        return _load_result(out, cached=True)
+    out.mkdir(parents=True, exist_ok=True)
+    done.unlink(missing_ok=True)
+    storage = out / "train"
+    key_file = out / "resume_key.json"
+    if key_file.is_file() and json.loads(key_file.read_text()) != resume_key and storage.exists():
+        log.warning("%s holds checkpoints of another base/data/adapter set-up: starting afresh", storage)
+        shutil.rmtree(storage)
+    key_file.write_text(json.dumps(resume_key, sort_keys=True))
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    train_ds = ray.data.read_parquet(str(train_file)).select_columns(["prompt", "completion", "theorem"])
+    n = train_ds.count()
+    valid_rows = (read_examples(valid_file).slice(0, max(sft.eval_examples, sft.guards.probe_states)).to_pylist()
+                  if valid_file else [])
+    plan = plan_steps(n, sft)
+    report = check_plan(plan, sft)
+    report.enforce(sft.guards.stop_on_plan)
+    log.info("SFT plan: %d examples, %d steps x %d (coverage %.2f epochs), LR peak %g, %d held-out examples",
+             n, plan.total_steps, plan.global_batch, plan.coverage, sft.lr, len(valid_rows))
+    loop_cfg = {"sft": sft_json, "base": str(base), "total_steps": plan.total_steps, "dataset_size": n,
+                "valid_rows": valid_rows, "plan": report.metrics(),
+                "interrupt_after_step": interrupt_after_step}
+    scaling = ScalingConfig(num_workers=sft.num_workers, use_gpu=sft.use_gpu,
+                            resources_per_worker=sft.resources_per_worker)
+    run_config = RunConfig(name="sft", storage_path=str(storage),
+                           checkpoint_config=CheckpointConfig(num_to_keep=sft.keep_checkpoints),
+                           failure_config=FailureConfig(max_failures=sft.max_failures))
+    trainer = TorchTrainer(sft_worker_loop, train_loop_config=loop_cfg, scaling_config=scaling,
+                           run_config=run_config, datasets={"train": train_ds},
+                           dataset_config=DataConfig(datasets_to_split=["train"],
+                                                     execution_options=ExecutionOptions(preserve_order=True)))
+    try:
+        result = trainer.fit()
+    except ray.train.TrainingFailedError as e:
+        for exc in (getattr(e, "worker_failures", None) or {}).values():
+            if isinstance(exc, GuardStop):
+                raise GuardStop(exc.guard, exc.reason, exc.step, exc.last_healthy) from None
+        raise
+    metrics = dict(result.metrics or {})
+    if result.checkpoint is None:
+        raise RuntimeError(f"SFT run in {storage} ended without a checkpoint")
+    model_dir = out / "model"
+    with result.checkpoint.as_directory() as ckpt:
+        ckpt = Path(ckpt)
+        src = ckpt / ("merged" if (ckpt / "merged").is_dir() else "model")
+        tmp = out / ".model.tmp"
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(src, tmp)
+        state = json.loads((ckpt / "history.json").read_text())
+    history, step = state["history"], state["step"]
+    fingerprint = {
+        "base_model": str(base), "base_fingerprint": resume_key["base"], "mode": sft.mode,
+        "adapter": ({"r": sft.lora.r, "alpha": sft.lora.alpha, "target_modules": sft.lora.target_modules}
+                    if sft.mode == "lora" and src.name == "model" else None),
+        "merged": src.name == "merged", "dtype": sft.dtype, "config_hash": config_hash, "step": step,
+        "data_hash": data_hash, "job": job_id,
+    }
+    fingerprint["id"] = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    (tmp / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
+    shutil.rmtree(model_dir, ignore_errors=True)
+    tmp.rename(model_dir)
+    (out / "history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    (out / "result.json").write_text(json.dumps({"metrics": metrics, "resumed_from": state.get("resumed_from", 0),
+                                                 "plan": report.metrics()}, indent=2, default=str))
+    done.write_text(json.dumps({"job": job_id, "fingerprint": fingerprint["id"]}))
+    log.info("SFT done: %d steps, final loss %.4f → %s", step, history[-1]["loss"] if history else float("nan"),
+             model_dir)
+    return _load_result(out)
+
+
+def _load_result(out: Path, cached: bool = False) -> SFTResult:
+    model_dir = out / "model"
+    fp = json.loads((model_dir / "fingerprint.json").read_text())
+    history = [json.loads(x) for x in (out / "history.jsonl").read_text().splitlines() if x.strip()]
+    res: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return SFTResult(model_dir, fp["step"], history, res.get("metrics", {}), fp,
+                     res.get("resumed_from", 0), cached, res.get("plan", {}))

@@ -1,0 +1,126 @@
+"""SFT example building and the trajectory parquet: filters, splits, contamination, schema errors."""
+
+import json
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from raylib.data.sft import (
+    ContaminationError,
+    Pair,
+    build_sft_examples,
+    jsonl_pairs,
+    oracle_pairs,
+    read_examples,
+    trajectory_pairs,
+)
+from raylib.data.trajectory import (
+    TRAJECTORY_SCHEMA,
+    TrajectoryError,
+    read_trajectories,
+    read_trajectory,
+    trajectory_path,
+    write_trajectory,
+)
+from raylib.env.builtin.corpus import textbook_theorems
+from raylib.env.theorems import Theorem
+
+
+def _pair(thm, state, tactic, stmt=None):
+    return Pair(thm, state, tactic, "test", stmt)
+
+
+def test_filters_are_counted(tmp_path):
+    pairs = [_pair("a", "p : Prop\n⊢ p", "exact h"), _pair("a", "p : Prop\n⊢ p", "exact h"),   # duplicate
+             _pair("a", "   ", "intro h"), _pair("b", "⊢ q", "  "),                              # empty x2
+             _pair("b", "⊢ q", "sorry"), _pair("b", "⊢ q", "exact (admit)"),                   # sorry x2
+             _pair("c", "⊢ r", "#eval 1"), _pair("c", "⊢ r", "constructor")]                   # denied
+    b = build_sft_examples(pairs, tmp_path, valid_fraction=0.0)
+    c = b.counts
+    assert (c["input"], c["duplicate"], c["empty"], c["sorry"], c["denied"], c["kept"]) == (8, 1, 2, 2, 1, 2)
+    rows = read_examples(b.train_path).to_pylist()
+    assert {r["completion"] for r in rows} == {"exact h\n\n", "constructor\n\n"}
+    assert json.loads((tmp_path / "stats.json").read_text())["counts"]["sorry"] == 2
+
+
+def test_split_by_theorem(tmp_path):
+    pairs = [_pair(f"t{i}", f"⊢ goal {i} {j}", f"tac {j}") for i in range(60) for j in range(3)]
+    b = build_sft_examples(pairs, tmp_path, valid_fraction=0.3)
+    train = {r["theorem"] for r in read_examples(b.train_path).to_pylist()}
+    valid = {r["theorem"] for r in read_examples(b.valid_path).to_pylist()}
+    assert train and valid and not (train & valid)
+    assert b.counts["train"] + b.counts["valid"] == 180
+    assert build_sft_examples(pairs, tmp_path / "again", valid_fraction=0.3).data_hash == b.data_hash
+
+
+def test_contamination_fails_naming_theorems(tmp_path):
+    ev = [Theorem("secret", "theorem secret (p q : Prop) : p ∧ q → q ∧ p"),
+          Theorem("other", "theorem other (p : Prop) : p → p")]
+    by_name = [_pair("secret", "⊢ x", "intro h")]
+    with pytest.raises(ContaminationError, match="secret"):
+        build_sft_examples(by_name, tmp_path, eval_theorems=ev)
+    renamed = [_pair("innocent", "⊢ x", "intro h", "theorem innocent  (p q : Prop) :\n  p ∧ q →   q ∧ p := by sorry")]
+    with pytest.raises(ContaminationError) as e:
+        build_sft_examples(renamed, tmp_path, eval_theorems=ev)
+    assert "secret" in str(e.value) and "innocent" in str(e.value) and "other" not in str(e.value)
+    assert not (tmp_path / "train.parquet").exists()
+
+
+def test_oracle_pairs_replay_textbook():
+    thms = textbook_theorems()[:5]
+    pairs = list(oracle_pairs(thms))
+    assert {p.theorem for p in pairs} == {t.name for t in thms}
+    first = [p for p in pairs if p.theorem == thms[0].name][0]
+    assert "⊢" in first.state and first.source == "oracle" and first.statement == thms[0].statement
+
+
+def test_jsonl_pairs_hook(tmp_path):
+    f = tmp_path / "pairs.jsonl"
+    f.write_text(json.dumps({"state": "⊢ p", "tactic": "exact hp", "theorem": "t1"}) + "\n\n")
+    assert list(jsonl_pairs(f)) == [Pair("t1", "⊢ p", "exact hp", "leandojo", None)]
+    f.write_text(json.dumps({"state": "⊢ p", "theorem": "t1"}) + "\n")
+    with pytest.raises(ValueError, match="tactic"):
+        list(jsonl_pairs(f))
+
+
+def _rows(theorem="thm1"):
+    base = dict(run="r", iteration=1, theorem=theorem, statement=f"theorem {theorem} (p : Prop) (hp : p) : p ∧ p",
+                step_logprob=None, energy=None, timings={"gen_s": 0.1, "lean_s": 0.01, "ebm_s": 0.0},
+                generator_fingerprint="g", encoder_fingerprint=None, config_hash="c")
+    return [dict(base, node_id=0, parent_id=None, depth=0, state="p : Prop\n⊢ p ∧ p", tactic=None,
+                 outcome="state", on_proof_path=True),
+            dict(base, node_id=1, parent_id=0, depth=1, state="⊢ p", tactic="left", outcome="error",
+                 on_proof_path=False, energy=1.5),
+            dict(base, node_id=2, parent_id=0, depth=1, state="", tactic="exact ⟨hp, hp⟩", outcome="finished",
+                 on_proof_path=True, step_logprob=-0.3)]
+
+
+def test_trajectory_roundtrip_and_pairs(tmp_path):
+    path = write_trajectory(_rows(), tmp_path)
+    assert path == trajectory_path(tmp_path, "thm1")
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no tmp file left behind
+    t = read_trajectories(tmp_path)
+    assert t.schema.equals(TRAJECTORY_SCHEMA, check_metadata=False) and t.num_rows == 3
+    pairs = list(trajectory_pairs(tmp_path))
+    assert pairs == [Pair("thm1", "p : Prop\n⊢ p ∧ p", "exact ⟨hp, hp⟩", "trajectory", _rows()[0]["statement"])]
+
+
+def test_trajectory_errors_name_file_and_columns(tmp_path):
+    bad = [dict(r, outcome="maybe") for r in _rows()]
+    with pytest.raises(TrajectoryError, match="outcome 'maybe'"):
+        write_trajectory(bad, tmp_path)
+    orphan = _rows()[:1] + [dict(_rows()[1], parent_id=7)]
+    with pytest.raises(TrajectoryError, match="parent_id 7"):
+        write_trajectory(orphan, tmp_path)
+    f = tmp_path / "broken.parquet"
+    table = pa.Table.from_pylist([{k: v for k, v in r.items() if k not in ("energy", "config_hash")}
+                                  for r in _rows()])
+    pq.write_table(table, f)
+    with pytest.raises(TrajectoryError) as e:
+        read_trajectory(f)
+    assert "broken.parquet" in str(e.value) and "energy" in str(e.value) and "config_hash" in str(e.value)
+    typed = tmp_path / "typed.parquet"
+    pq.write_table(pa.Table.from_pylist([dict(r, depth="deep") for r in _rows()]), typed)
+    with pytest.raises(TrajectoryError, match="depth"):
+        read_trajectory(typed)
