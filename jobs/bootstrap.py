@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from raylib.config import ConfigError, load_config
+from raylib.config import ConfigError, add_config_args, load_config
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.bootstrap")
@@ -38,9 +38,7 @@ VERSION = 1
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.bootstrap", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config (default: the embedded default)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set sft.bootstrap.epochs=2 (repeatable)")
+    add_config_args(p, "sft.bootstrap.epochs=2")
     p.add_argument("--force", action="store_true", help="rebuild even when the model is complete")
     return p.parse_args(argv)
 

@@ -20,19 +20,18 @@ import sys
 import time
 from pathlib import Path
 
-from raylib.config import Config, ConfigError, load_config
+from raylib.config import Config, ConfigError, add_config_args, load_config
 from raylib.env.theorems import TheoremFileError, load_theorems, theorems_from_config
 from raylib.logs import setup_logging
+from raylib.models.loading import ModelLoadError, check_model_dir
 
 log = logging.getLogger("jobs.prove")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.prove", description=__doc__.split("\n\n")[0],
-                                epilog="Outputs, resume and fault handling: see the module docstring.")
-    p.add_argument("--config", help="YAML config (default: the embedded default)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value (repeatable)")
+    p = argparse.ArgumentParser(prog="python -m jobs.prove", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(p, "search.max_nodes=128")
     p.add_argument("--theorems", help="JSONL theorem file (default: theorems.source of the config)")
     p.add_argument("--limit", type=int, help="prove only the first N theorems")
     p.add_argument("--iteration", type=int, default=0, help="expert-iteration index (output folder iter_K)")
@@ -181,7 +180,11 @@ def main(argv=None) -> int:
         theorems = load_theorems(args.theorems) if args.theorems else theorems_from_config(cfg.theorems)
         if args.limit:
             theorems = theorems[: args.limit]
+        check_model_dir(cfg.model.path)  # before any actor starts: a clear error, not an actor crash
         summary = run(cfg, theorems, args.iteration)
+    except ModelLoadError as e:
+        print(f"prove: {e} (for the built-in tiny model: python -m jobs.bootstrap)", file=sys.stderr)
+        return 2
     except (ConfigError, TheoremFileError) as e:
         print(f"prove: {e}", file=sys.stderr)
         return 2

@@ -19,7 +19,7 @@ import json
 import logging
 import sys
 
-from raylib.config import ConfigError, load_config
+from raylib.config import ConfigError, add_config_args, load_config
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.train_sft")
@@ -28,9 +28,7 @@ log = logging.getLogger("jobs.train_sft")
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m jobs.train_sft", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", help="YAML config (default: the embedded default, configs/local.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set sft.lr=5e-4 (repeatable)")
+    add_config_args(p, "sft.lr=5e-4")
     p.add_argument("--examples", required=True, help="examples folder (train.parquet, valid.parquet) or parquet file")
     p.add_argument("--base", required=True, help="base model folder (config.json, weights, tokenizer)")
     p.add_argument("--out", required=True, help="output folder: model/, train/ checkpoints, history.jsonl")

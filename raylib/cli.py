@@ -12,16 +12,14 @@ import json
 import logging
 import sys
 
-from raylib.config import ConfigError, dump_config, load_config
+from raylib.config import ConfigError, add_config_args, dump_config, load_config
 from raylib.logs import setup_logging
 
 log = logging.getLogger("rayprover")
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", help="YAML config (default: the embedded default, configs/local.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set env.timeout_s=30 (repeatable)")
+    add_config_args(p)
     p.add_argument("--log-level", default=None, help="DEBUG, INFO (default), WARNING")
 
 

@@ -211,5 +211,12 @@ def _allowed_keys(loc: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+def add_config_args(parser, example: str = "env.timeout_s=30") -> None:
+    """The ``--config`` and ``--set`` options every job and command takes."""
+    parser.add_argument("--config", help="YAML config (default: the embedded default, configs/local.yaml)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help=f"override a config value, e.g. --set {example} (repeatable)")
+
+
 def dump_config(cfg: Config) -> str:
     return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)

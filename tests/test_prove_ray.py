@@ -118,3 +118,10 @@ def test_prove_job_survives_faults(local_ray, tmp_path, model_dir, fault):
         for a in (group if isinstance(group, list) else [group]):
             if a is not None and not isinstance(a, dict):
                 ray.kill(a)
+
+
+def test_prove_cli_refuses_a_missing_model_before_starting_ray(tmp_path, capsys):
+    from jobs.prove import main
+
+    assert main(["--set", f"model.path={tmp_path / 'none'}", "--limit", "1"]) == 2
+    assert "does not exist" in capsys.readouterr().err and not ray.is_initialized()

@@ -52,6 +52,23 @@ class TacticFilter:
                 return Verdict(False, f"denied by the tactic filter: contains {word!r}", "denied")
         return Verdict(True)
 
+    def refusal(self, tactic: str):
+        """The outcome of a refused tactic (``GivenUp`` for give-up words, else ``LeanError``); None if allowed."""
+        from raylib.env.outcome import GivenUp, LeanError
+
+        verdict = self.check(tactic)
+        if verdict.ok:
+            return None
+        return GivenUp(verdict.reason) if verdict.kind == "sorry" else LeanError(verdict.reason)
+
+    def script_refusal(self, tactics: Iterable[str]) -> str | None:
+        """Why a whole tactic script is refused (its first refused tactic), or None."""
+        for tac in tactics:
+            verdict = self.check(tac)
+            if not verdict.ok:
+                return f"{tac!r}: {verdict.reason}"
+        return None
+
 
 def _strip_comments(text: str) -> str:
     text = re.sub(r"/-.*?-/", " ", text, flags=re.S)

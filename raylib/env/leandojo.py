@@ -65,9 +65,9 @@ class LeanDojoEnv:
         return State(theorem, _goals(init.pp), (), init)
 
     def run_tac(self, state: State, tactic: str) -> Outcome:
-        verdict = self.filter.check(tactic)
-        if not verdict.ok:
-            return GivenUp(verdict.reason) if verdict.kind == "sorry" else LeanError(verdict.reason)
+        refused = self.filter.refusal(tactic)
+        if refused is not None:
+            return refused
         entry = self._open.get(state.theorem)
         try:
             if entry is None:  # crashed or closed: rebuild by replaying the path
@@ -107,10 +107,9 @@ class LeanDojoEnv:
     def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
         """Replay the whole proof in a fresh Dojo; only ProofFinished with no sorry passes."""
         proof = proof_text(tactics)
-        for tac in tactics:
-            verdict = self.filter.check(tac)
-            if not verdict.ok:
-                return Verification(False, (f"{tac!r}: {verdict.reason}",), proof)
+        refused = self.filter.script_refusal(tactics)
+        if refused is not None:
+            return Verification(False, (refused,), proof)
         state = self.start(theorem)
         for tac in tactics:
             if not isinstance(state, State):

@@ -131,9 +131,9 @@ class LeanReplEnv:
         return State(theorem, (sorries[0].get("goal", ""),), (), _Handle(self.token, self.generation, ps))
 
     def run_tac(self, state: State, tactic: str) -> Outcome:
-        verdict = self.filter.check(tactic)
-        if not verdict.ok:
-            return GivenUp(verdict.reason) if verdict.kind == "sorry" else LeanError(verdict.reason)
+        refused = self.filter.refusal(tactic)
+        if refused is not None:
+            return refused
         for attempt in (0, 1):
             try:
                 ps = self._proof_state(state)  # restarts first if needed; then no restart in between
@@ -202,10 +202,9 @@ class LeanReplEnv:
 
     def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
         proof = proof_text(tactics)
-        for tac in tactics:
-            verdict = self.filter.check(tac)
-            if not verdict.ok:
-                return Verification(False, (f"{tac!r}: {verdict.reason}",), proof)
+        refused = self.filter.script_refusal(tactics)
+        if refused is not None:
+            return Verification(False, (refused,), proof)
         try:
             ans = self._cmd(theorem, theorem.command(proof), self.s.verify_timeout_s)
         except (ReplFailure, HeaderError) as e:
