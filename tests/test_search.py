@@ -280,7 +280,10 @@ def test_failed_verification_is_recorded_and_search_goes_on(env):
     r = asyncio.run(search.prove(THEOREMS["imp_self"]))
     assert r.proved and r.verified
     assert len(r.failed_verifications) == 1 and r.failed_verifications[0][1] == ("injected failure",)
-    assert [row["outcome"] for row in r.rows("run", 0)].count("verify_failed") == 1
+    rows = r.rows("run", 0)
+    assert [row["outcome"] for row in rows].count("verify_failed") == 1
+    with tempfile.TemporaryDirectory() as d:  # such a tree is written like any other
+        assert read_trajectory(write_trajectory(rows, d)).column("outcome").to_pylist().count("verify_failed") == 1
     assert r.failed_verifications[0][0] != r.proof
 
 

@@ -3,7 +3,7 @@
 Columns (DESIGN section 4): run, iteration, theorem, statement, node_id, parent_id (null at the root),
 depth, state (goals joined by blank lines; empty for a finished node), tactic that led here (null at
 the root), step_logprob, energy (null when the EBM did not score the node: terminal states never go
-through it), outcome (state | finished | error | timeout | sorry), on_proof_path, timings
+through it), outcome (state | finished | error | timeout | sorry | verify_failed), on_proof_path, timings
 (gen_s / lean_s / ebm_s spent producing the node), generator and encoder fingerprints, config_hash.
 
 Files are written atomically (tmp file in the same folder, fsync, rename, fsync of the folder), so a
@@ -35,7 +35,8 @@ __all__ = [
     "write_trajectory",
 ]
 
-OUTCOMES = ("state", "finished", "error", "timeout", "sorry")
+# The environment's outcome kinds, plus the search's verify_failed: goals closed but the whole-proof check failed.
+OUTCOMES = ("state", "finished", "error", "timeout", "sorry", "verify_failed")
 
 TIMINGS = pa.struct([("gen_s", pa.float64()), ("lean_s", pa.float64()), ("ebm_s", pa.float64())])
 

@@ -1,0 +1,58 @@
+"""`ray job submit` against a real Ray head started with `ray start --head`, with token authentication
+ON (Ray 2.60): the test makes its own token and hands it to the head and the CLI through
+RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, and checks that a client without the token is refused."""
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+pytestmark = pytest.mark.skipif(not (BIN / "ray").exists(), reason="the ray CLI is not installed beside python")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def head():
+    tmp = Path(tempfile.mkdtemp(prefix="rp"))  # short: Ray's socket paths live under the temp dir
+    token = tmp / "token"
+    token.write_text(secrets.token_hex(32))
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
+           "RAY_AUTH_TOKEN_PATH": str(token), "PYTHONPATH": ""}
+    port, dash = _free_port(), _free_port()
+    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
+                    "--num-cpus=2", "--disable-usage-stats", f"--temp-dir={tmp / 'ray'}"],
+                   env=env, check=True, capture_output=True, timeout=120)
+    yield env, f"http://127.0.0.1:{dash}", tmp
+    subprocess.run([str(BIN / "ray"), "stop"], env=env, capture_output=True, timeout=120)
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_env_check_runs_unchanged_under_ray_job_submit(head):
+    env, address, tmp = head
+    runs = tmp / "runs"
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
+           "--runtime-env-json", json.dumps({"excludes": [".venv", ".venv-vllm", "runs", ".git"]}), "--",
+           "python", "-m", "jobs.env_check", "--set", "ray.address=auto", "--set", f"run.root={runs}",
+           "--set", "theorems.source=builtin:textbook", "--set", "theorems.split=null", "--limit", "6"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    summary = json.loads((runs / "local" / "env_check" / "summary.json").read_text())
+    assert summary["theorems"] == 6 and summary["verified"] == 6
+
+    refused = subprocess.run(cmd[:5] + ["--", "python", "-c", "print(1)"], capture_output=True, text=True,
+                             env={**env, "RAY_AUTH_TOKEN_PATH": str(tmp / "wrong")}, timeout=120)
+    assert refused.returncode != 0 and "AuthenticationError" in refused.stderr
