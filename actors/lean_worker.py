@@ -23,6 +23,10 @@ class LeanWorker:
     def run_tac(self, state: State, tactic: str) -> Outcome:
         return self.env.run_tac(state, tactic)
 
+    def run_tacs(self, state: State, tactics: Sequence[str]) -> list[Outcome]:
+        """Several tactics on one state in one round trip (run one after another in this process)."""
+        return [self.env.run_tac(state, t) for t in tactics]
+
     def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
         return self.env.verify(theorem, tactics)
 

@@ -75,6 +75,19 @@ class RayEnvPool:
     async def run_tac(self, state: State, tactic: str) -> Outcome:
         return await self._call("run_tac", state, tactic)
 
+    async def run_tacs(self, state: State, tactics: Sequence[str]) -> list[Outcome]:
+        """One call per worker instead of one per tactic: the tactics are dealt round-robin over at most
+        ``len(workers)`` calls (each worker runs its share one after another), outcomes in order."""
+        k = max(1, min(len(self.workers), len(tactics)))
+        shares = [list(range(i, len(tactics), k)) for i in range(k)]
+        answers = await asyncio.gather(*[self._call("run_tacs", state, [tactics[j] for j in share])
+                                         for share in shares])
+        out: list[Outcome] = [None] * len(tactics)  # type: ignore[list-item]
+        for share, outcomes in zip(shares, answers):
+            for j, o in zip(share, outcomes):
+                out[j] = o
+        return out
+
     async def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
         return await self._call("verify", theorem, list(tactics))
 

@@ -120,8 +120,10 @@ def test_prove_job_survives_faults(local_ray, tmp_path, model_dir, fault):
                 ray.kill(a)
 
 
-def test_prove_cli_refuses_a_missing_model_before_starting_ray(tmp_path, capsys):
-    from jobs.prove import main
+def test_prove_cli_refuses_a_missing_model_before_starting_ray(tmp_path, capsys, monkeypatch):
+    import jobs.prove
 
-    assert main(["--set", f"model.path={tmp_path / 'none'}", "--limit", "1"]) == 2
-    assert "does not exist" in capsys.readouterr().err and not ray.is_initialized()
+    monkeypatch.setattr(jobs.prove, "run", lambda *a, **k: pytest.fail("the job started despite a missing model"))
+    assert jobs.prove.main(["--set", f"model.path={tmp_path / 'none'}", "--limit", "1"]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "jobs.bootstrap" in err

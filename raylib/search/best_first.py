@@ -38,7 +38,7 @@ from raylib.env.outcome import Finished, State
 from raylib.env.theorems import Theorem
 from raylib.models.generator import AsyncTacticGenerator, Candidate
 from raylib.search.config import SearchSection
-from raylib.search.env import AsyncEnv, ValueFunction
+from raylib.search.env import AsyncEnv, ValueFunction, run_tacs
 from raylib.search.tree import FINISHED, VERIFY_FAILED, Node, NodeRecord
 
 log = logging.getLogger(__name__)
@@ -103,7 +103,8 @@ class SearchResult:
                 "ebm_s": self.ebm_s, "other_s": self.other_s, "lean_pass_rate": self.lean_pass_rate,
                 "mean_unique_tactics": self.mean_unique_tactics, "mean_children": self.mean_children,
                 "duplicate_states": self.duplicate_states, "ebm_top1_rate": self.ebm_top1_rate,
-                "failed_verifications": len(self.failed_verifications), "error": self.error}
+                "tactics_run": self.tactics_run, "failed_verifications": len(self.failed_verifications),
+                "error": self.error}
 
     def rows(self, run: str, iteration: int, statement: str = "", config_hash: str = "",
              generator_fingerprint: str = "", encoder_fingerprint: Optional[str] = None) -> list[dict[str, Any]]:
@@ -237,10 +238,12 @@ class _Run:
         cands = await self.s.generator.propose(node.text, c.num_candidates, c.temperature, c.max_tokens)
         return list(cands), time.perf_counter() - t
 
-    async def _run_tac(self, state: State, tactic: str):
+    async def _run_tacs(self, state: State, tactics: list[str]) -> list[tuple[object, float]]:
+        """Outcomes of ``tactics`` on ``state``, each with its share of the call's seconds."""
         t = time.perf_counter()
-        outcome = await self.s.env.run_tac(state, tactic)
-        return outcome, time.perf_counter() - t
+        outcomes = await run_tacs(self.s.env, state, tactics)
+        per = (time.perf_counter() - t) / max(1, len(tactics))
+        return [(o, per) for o in outcomes]
 
     # -- the loop ----------------------------------------------------------------------------------
     async def search(self) -> None:
@@ -282,7 +285,9 @@ class _Run:
         jobs = [(node, tac, lp, probe, gen_s)
                 for node, (cands, gen_s) in zip(batch, proposals)
                 for tac, lp, probe in self._tactics(cands)]
-        outcomes = await self._timed("lean", _gather([self._run_tac(j[0].state, j[1]) for j in jobs]))
+        per_node = await self._timed("lean", _gather([
+            self._run_tacs(node.state, [j[1] for j in jobs if j[0] is node]) for node in batch]))
+        outcomes = [o for node_outcomes in per_node for o in node_outcomes]  # jobs are grouped by node
 
         made = {node.id: 0 for node in batch}
         new_open: list[Node] = []

@@ -38,6 +38,18 @@ class AsyncEnv(Protocol):
     async def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
         """The whole proof checked again as one theorem from a fresh environment."""
 
+    # Optional: ``async run_tacs(state, tactics) -> list[Outcome]`` runs several tactics on one state in
+    # fewer round trips (the Ray pool sends one call per worker instead of one per tactic); the search
+    # uses it when present (``run_tacs`` below), else one ``run_tac`` per tactic.
+
+
+async def run_tacs(env: AsyncEnv, state: State, tactics: Sequence[str]) -> list[Outcome]:
+    """Several tactics on one state, batched when ``env`` offers ``run_tacs``; outcomes in order."""
+    batched = getattr(env, "run_tacs", None)
+    if batched is not None:
+        return list(await batched(state, list(tactics)))
+    return list(await asyncio.gather(*[env.run_tac(state, t) for t in tactics]))
+
 
 class ValueFunction(Protocol):
     """Energies of open proof states (goal text), lower = more provable; one float per state, in order.
