@@ -34,6 +34,29 @@ def test_encoder_is_batch_invariant_and_fingerprinted(model_dir):
     assert StateEncoder(model_dir, device="cpu", pooling="last").fingerprint() != enc.fingerprint()
 
 
+def test_last_pooling_batch_invariant_and_adapter_applied(model_dir, tiny_adapter_dir):
+    last = StateEncoder(model_dir, device="cpu", pooling="last", max_batch_tokens=64)
+    np.testing.assert_allclose(last.encode(STATES), np.stack([last.encode([s])[0] for s in STATES]), atol=1e-4)
+    base = StateEncoder(model_dir, device="cpu").encode(STATES)
+    tuned = StateEncoder(model_dir, adapter=tiny_adapter_dir, device="cpu")
+    assert not np.allclose(tuned.encode(STATES), base, atol=1e-3)  # the decoder body carries the LoRA layers
+    assert "/base/" not in tuned.fingerprint()
+
+
+def test_fingerprint_follows_content_not_path(model_dir, tmp_path):
+    import shutil
+
+    from raylib.models.loading import model_hash
+
+    copy = shutil.copytree(model_dir, tmp_path / "elsewhere")
+    assert StateEncoder(copy, device="cpu").fingerprint() == StateEncoder(model_dir, device="cpu").fingerprint()
+    weights = next(copy.glob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-100] ^= 0xFF  # one byte near the end of the weights
+    weights.write_bytes(bytes(data))
+    assert model_hash(copy) != model_hash(model_dir)
+
+
 def test_ebm_round_trip_and_refuses_other_embeddings(model_dir, tmp_path):
     enc = StateEncoder(model_dir, device="cpu")
     ebm = EBM(build_head(enc.dim, hidden=32), enc.fingerprint())

@@ -12,8 +12,8 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
-from raylib.models.hf import model_hash
-from raylib.models.loading import check_adapter_dir, check_model_dir, load_causal_lm, load_tokenizer, resolve_device
+from raylib.models.loading import (check_adapter_dir, check_model_dir, load_causal_lm, load_tokenizer, model_hash,
+                                   resolve_device)
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "last")
@@ -53,6 +53,7 @@ class StateEncoder:
         self.tokenizer = load_tokenizer(self.model_path, padding_side="right")
         self.model = load_causal_lm(self.model_path, dtype=dtype, device=self.device, adapter=self.adapter)
         self.model.eval()
+        self._decoder = self.model.get_decoder()  # with a LoRA adapter, its layers carry the adapter
         adapter_tag = model_hash(self.adapter) if self.adapter else "base"
         self._fingerprint = f"{model_hash(self.model_path)}/{adapter_tag}/{dtype}/{pooling}"
 
@@ -75,8 +76,8 @@ class StateEncoder:
         for batch in token_budget_batches([len(x) for x in ids], self.max_batch_tokens):
             enc = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
             enc = {k: v.to(self.device) for k, v in enc.items()}
-            with torch.inference_mode():
-                hidden = self.model(**enc, output_hidden_states=True).hidden_states[-1].float()
+            with torch.inference_mode():  # the decoder body only: no LM head logits, no per-layer states kept
+                hidden = self._decoder(**enc).last_hidden_state.float()
             mask = enc["attention_mask"].unsqueeze(-1).float()
             if self.pooling == "mean":
                 pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)

@@ -151,25 +151,32 @@ def attach_adapter(model, adapter: str | Path, adapter_name: str = "default"):
 
 
 def model_hash(path: str | Path) -> str:
-    """12 hex digits identifying a model directory: its absolute path, config and the head of each weight file.
+    """12 hex digits identifying a model or adapter directory by content, not by where it lies.
 
-    Reading the first MiB of each weight file tells two random inits of the same shape apart without
-    reading a multi-GB checkpoint.
+    Hashes config.json / adapter_config.json and, of each weight file, its name, size, first MiB and 64
+    evenly spaced 64 KiB samples: two checkpoints of one shape (a LoRA merged into every layer included)
+    differ, the same model copied to another node or mount does not, and a multi-GB checkpoint costs a
+    few MiB of reading.
     """
     p = Path(path).expanduser().resolve()
-    h = hashlib.sha256(str(p).encode())
-    cfg = p / "config.json"
-    if cfg.is_file():
-        h.update(cfg.read_bytes())
-    for w in sorted(list(p.glob("*.safetensors")) + list(p.glob("pytorch_model*.bin"))):
+    h = hashlib.sha256()
+    for name in ("config.json", "adapter_config.json"):
+        if (p / name).is_file():
+            h.update((p / name).read_bytes())
+    weights = sorted(list(p.glob("*.safetensors")) + list(p.glob("pytorch_model*.bin")) + list(p.glob("*.bin")))
+    for w in dict.fromkeys(weights):
+        size = w.stat().st_size
         h.update(w.name.encode())
-        h.update(str(w.stat().st_size).encode())
+        h.update(str(size).encode())
         with open(w, "rb") as f:
             h.update(f.read(1 << 20))
+            for k in range(64):
+                f.seek(size * k // 64)
+                h.update(f.read(1 << 16))
     return h.hexdigest()[:12]
 
 
 def adapter_tag(path: str | Path, version: str | int) -> str:
-    """``<version>@<8 hex digits of the adapter's absolute path>``: the adapter part of a fingerprint."""
-    return f"{version}@{hashlib.sha256(str(Path(path).resolve()).encode()).hexdigest()[:8]}"
+    """``<version>@<8 hex digits of the adapter's content>``: the adapter part of a fingerprint."""
+    return f"{version}@{model_hash(path)[:8]}"
 
