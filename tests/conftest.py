@@ -23,21 +23,31 @@ def tiny_model_dir(tmp_path_factory):
                             hidden_size=128, heads=2, layers=2)
 
 
-@pytest.fixture(scope="session")
-def tiny_adapter_dir(tmp_path_factory, tiny_model_dir):
-    """A peft LoRA adapter for ``tiny_model_dir`` whose B matrices are random, so it changes the outputs."""
+def _random_adapter(model_dir, out, seed: int = 0):
+    """Save a peft LoRA adapter for ``model_dir`` whose B matrices are random (so it changes the outputs)."""
     import torch
     from peft import LoraConfig, get_peft_model
 
     from raylib.models.loading import load_causal_lm
 
-    peft_model = get_peft_model(load_causal_lm(tiny_model_dir), LoraConfig(
+    peft_model = get_peft_model(load_causal_lm(model_dir), LoraConfig(
         r=8, lora_alpha=16, target_modules=["q_proj", "v_proj", "up_proj", "down_proj"]))
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_" in name:  # LoRA B starts at zero (a no-op adapter): make it change the model
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.5)
-    out = tmp_path_factory.mktemp("adapter")
     peft_model.save_pretrained(out)
     return out
+
+
+@pytest.fixture(scope="session")
+def random_adapter():
+    """``random_adapter(model_dir, out_dir, seed)`` saves a random LoRA adapter and returns its folder."""
+    return _random_adapter
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tmp_path_factory, tiny_model_dir):
+    """A random LoRA adapter for ``tiny_model_dir``."""
+    return _random_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter"))

@@ -210,6 +210,8 @@ def _smoke(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="vLLM backend smoke check (prints JSON)")
     ap.add_argument("--model", required=True)
     ap.add_argument("--adapter", default=None)
+    ap.add_argument("--adapter2", default=None, help="copied over --adapter's folder before version 2 is loaded "
+                    "(same path, new weights: a stale adapter would still answer as version 1)")
     ap.add_argument("--n", type=int, default=4)
     ap.add_argument("--max-tokens", type=int, default=12)
     ap.add_argument("--gpu-memory-utilization", type=float, default=0.1)
@@ -232,6 +234,9 @@ def _smoke(argv: list[str] | None = None) -> int:
             report["lora_ids"] = [g.load_adapter(a.adapter, 1)]
             report["fingerprint_v1"] = g.fingerprint()
             report["greedy_v1"] = g.generate_raw(states, 1, 0.0, a.max_tokens)
+            if a.adapter2:
+                import shutil
+                shutil.copytree(a.adapter2, a.adapter, dirs_exist_ok=True)
             report["lora_ids"].append(g.load_adapter(a.adapter, 2))
             report["fingerprint_v2"] = g.fingerprint()
             report["greedy_v2"] = g.generate_raw(states, 1, 0.0, a.max_tokens)
