@@ -86,13 +86,18 @@ def _valid_states(theorems, k: int, seed: int):
     return repl, states[:k]
 
 
-def tactic_validity(model_dir: Path, theorems, k: int, seed: int = 0, samples: int = 4) -> dict:
-    """Share of generated tactics the built-in REPL accepts on valid-split states (greedy and sampled)."""
+def tactic_validity(model_dir: Path, theorems, k: int, seed: int = 0, samples: int = 4,
+                    template: str | None = None, device: str = "auto") -> dict:
+    """Share of generated tactics the built-in REPL accepts on valid-split states (greedy and sampled).
+
+    ``template`` must be the prompt template the model was trained with (``generation.template``);
+    ``device`` as in ``model.device``.
+    """
     from raylib.env.filter import TacticFilter
     from raylib.models.hf import HFGenerator
 
     repl, states = _valid_states(theorems, k, seed)
-    gen = HFGenerator(model_dir, device="cpu")
+    gen = HFGenerator(model_dir, device=device, template=template)
     filt = TacticFilter()
 
     def accepted(ps: int, tac: str) -> bool:
@@ -157,7 +162,8 @@ def run(cfg, force: bool = False) -> dict:
     shutil.copytree(res.model_dir, tmp)
     valid = [t for t in theorems if t.split == "valid"]
     t2 = time.perf_counter()
-    figures = tactic_validity(tmp, valid, b.eval_states, seed=b.seed)
+    figures = tactic_validity(tmp, valid, b.eval_states, seed=b.seed, template=cfg.generation.template,
+                              device=cfg.model.device)
     info = {"key": key, "fingerprint": res.fingerprint.get("id"), "steps": res.steps,
             "final_loss": res.history[-1]["loss"] if res.history else None,
             "eval_loss": res.metrics.get("eval_loss"), "examples": build.counts,

@@ -45,13 +45,19 @@ def main(argv=None) -> int:
     except ConfigError as e:
         log.error("%s", e)
         return 2
+    from raylib.models.loading import ModelLoadError, check_model_dir
     from raylib.rayutil import init_ray
     from raylib.train.sft import run_sft
 
+    try:
+        check_model_dir(args.base)  # before Ray starts: a bad --base is a one-line error, not a worker traceback
+    except ModelLoadError as e:
+        log.error("--base: %s", e)
+        return 2
     init_ray(cfg)
     try:
         res = run_sft(cfg.sft, args.examples, args.base, args.out, config_hash=cfg.hash())
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ModelLoadError) as e:
         log.error("%s", e)
         return 2
     except GuardStop as e:

@@ -105,14 +105,55 @@ def test_newline_model_collapses_and_names_last_healthy(tok):
     greedy, sampled = probe_generate(model, tok, prompts, samples=2, max_tokens=6)
     assert all(set(g) == {"\n"} for g in greedy)
     guard = CollapseGuard(SFTSection().guards)
+    healthy = analyze_probe(TACTICS, [TACTICS[::-1]] * 4)
+    # the worker's order at an evaluated checkpoint step: probe (check) first, then save (note_checkpoint)
+    assert guard.check(healthy, 10)["probe_healthy"] == 1
     guard.note_checkpoint(10, "checkpoint_000010")
-    assert guard.check(analyze_probe(TACTICS, [TACTICS[::-1]] * 4), 10)["probe_healthy"] == 1
-    guard.note_checkpoint(20, "checkpoint_000020")
+    assert guard.last_healthy == "checkpoint_000010"
+    guard.note_checkpoint(15, "checkpoint_000015")  # saved after the last probe: not known healthy
+    assert guard.last_healthy == "checkpoint_000010"
+    resumed = CollapseGuard(SFTSection().guards)  # a resumed worker restores the record from the checkpoint
+    resumed.load_state(guard.state())
     rep = analyze_probe(greedy, sampled)
     assert rep.empty_share == 1.0
-    with pytest.raises(GuardStop) as e:
-        guard.check(rep, 20)
-    assert e.value.last_healthy == "checkpoint_000010" and "empty or whitespace" in str(e.value)
+    for g in (guard, resumed):
+        with pytest.raises(GuardStop) as e:
+            g.check(rep, 20)
+        assert e.value.last_healthy == "checkpoint_000010" and "empty or whitespace" in str(e.value)
+
+
+def test_plan_warns_when_no_held_out_rows_feed_the_probe():
+    sft = SFTSection(max_steps=10, batch_size=8)
+    plan = plan_steps(80, sft)
+    assert check_plan(plan, sft, held_out=20).warnings == []
+    rep = check_plan(plan, sft, held_out=0)
+    assert len(rep.warnings) == 1 and "no held-out examples" in rep.warnings[0] and "probe_states=8" in rep.warnings[0]
+    with pytest.raises(GuardStop, match="generation probe"):
+        rep.enforce(stop=True)
+    off = SFTSection(max_steps=10, batch_size=8, guards={"probe_states": 0})
+    assert check_plan(plan, off, held_out=0).warnings == []
+
+
+class _CharTokenizer:
+    """One id per character (prompt ids 1000+, completion ids 2000+), EOS 2: exact token counts."""
+    pad_token_id, eos_token_id = 0, 2
+
+    def __call__(self, text, add_special_tokens=True):
+        base = 2000 if text.startswith("C") else 1000
+        return {"input_ids": [base + i for i in range(len(text))]}
+
+
+def test_collator_cuts_long_completion_without_duplicating_a_short_prompt():
+    col = Collator(_CharTokenizer(), max_len=32, tail=8)
+    ids, labels = col.encode("P" * 5, "C" * 100)  # short prompt, long completion
+    assert ids[:5] == list(range(1000, 1005)) and labels[:5] == [-100] * 5
+    assert ids[5:] == list(range(2000, 2016)) and len(ids) == 21 and col.truncated == 1
+    ids, labels = col.encode("P" * 40, "C" * 100)  # both long: prompt head + tail around a cut middle
+    assert len(ids) == 32 and ids[:16] == list(range(1000, 1008)) + list(range(1032, 1040))
+    ids, _ = col.encode("P" * 40, "C" * 3)  # short completion (+ EOS) kept whole, the prompt's middle cut
+    assert ids[-4:] == [2000, 2001, 2002, 2] and ids[:28] == list(range(1000, 1020)) + list(range(1032, 1040))
+    ids, _ = col.encode("P" * 10, "C" * 10)  # fits: untouched
+    assert ids == list(range(1000, 1010)) + list(range(2000, 2010)) + [2] and col.truncated == 3
 
 
 def test_healthy_run_fires_no_guard(tok):

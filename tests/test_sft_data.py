@@ -67,6 +67,33 @@ def test_contamination_fails_naming_theorems(tmp_path):
     assert not (tmp_path / "train.parquet").exists()
 
 
+EVAL_SWAP = Theorem("mathd_1", "theorem mathd_1 (p q : Prop) : p ∧ q → q ∧ p")
+
+
+@pytest.mark.parametrize("statement", [
+    "lemma foo (p q : Prop) : p ∧ q → q ∧ p",
+    "example (p q : Prop) : p ∧ q → q ∧ p",
+    "@[simp] theorem foo (p q : Prop) : p ∧ q → q ∧ p",
+    "/-- Swap a conjunction. -/\n@[simp, aesop safe]\ntheorem foo (p q : Prop) : p ∧ q → q ∧ p",
+    "theorem foo (p q : Prop) : p ∧ q → q ∧ p := by\n intro h\n exact ⟨h.2, h.1⟩",
+    "private lemma foo(p q : Prop) :\n    p ∧ q → q ∧ p := fun h => ⟨h.2, h.1⟩",
+], ids=["lemma", "example", "attribute", "doc_comment", "with_proof", "private_no_space"])
+def test_contamination_sees_through_declaration_forms(tmp_path, statement):
+    with pytest.raises(ContaminationError, match="mathd_1.*same statement as training theorem foo"):
+        build_sft_examples([_pair("foo", "⊢ x", "intro h", statement)], tmp_path, eval_theorems=[EVAL_SWAP])
+
+
+def test_contamination_keeps_different_statements_and_checks_statementless_by_name(tmp_path, caplog):
+    ok = [_pair("foo", "⊢ x", "intro h", "lemma foo (p q : Prop) : p ∧ q → p := by\n intro h"),
+          _pair("bar", "⊢ y", "intro h", "theorem bar (p q : Prop) (d : Nat := 2) : p ∧ q → q"),
+          _pair("nostmt", "⊢ z", "intro h")]
+    with caplog.at_level("WARNING", logger="raylib.data.sft"):
+        assert build_sft_examples(ok, tmp_path, eval_theorems=[EVAL_SWAP], valid_fraction=0.0).counts["kept"] == 3
+    assert "1 training theorems carry no statement and were checked by name only" in caplog.text
+    with pytest.raises(ContaminationError, match="mathd_1 \\(same name"):
+        build_sft_examples([_pair("mathd_1", "⊢ z", "intro h")], tmp_path / "x", eval_theorems=[EVAL_SWAP])
+
+
 def test_oracle_pairs_replay_textbook():
     thms = textbook_theorems()[:5]
     pairs = list(oracle_pairs(thms))
@@ -104,6 +131,16 @@ def test_trajectory_roundtrip_and_pairs(tmp_path):
     assert t.schema.equals(TRAJECTORY_SCHEMA, check_metadata=False) and t.num_rows == 3
     pairs = list(trajectory_pairs(tmp_path))
     assert pairs == [Pair("thm1", "p : Prop\n⊢ p ∧ p", "exact ⟨hp, hp⟩", "trajectory", _rows()[0]["statement"])]
+
+
+def test_trajectory_pairs_keep_iterations_of_one_theorem_apart(tmp_path):
+    first = write_trajectory(_rows(), tmp_path / "iter_1")
+    second_rows = [dict(r, iteration=2) for r in _rows()]
+    second_rows[0]["state"] = "p : Prop\nhp : p\n⊢ p ∧ p"
+    second_rows[2]["tactic"] = "constructor <;> exact hp"
+    second = write_trajectory(second_rows, tmp_path / "iter_2")
+    got = [(p.state, p.tactic) for p in trajectory_pairs([first, second])]
+    assert got == [("p : Prop\n⊢ p ∧ p", "exact ⟨hp, hp⟩"), ("p : Prop\nhp : p\n⊢ p ∧ p", "constructor <;> exact hp")]
 
 
 def test_trajectory_errors_name_file_and_columns(tmp_path):

@@ -9,7 +9,8 @@ Sources of pairs:
 
 ``build_sft_examples`` drops empty, give-up/denied (the tactic filter) and duplicate pairs and counts
 each, refuses (``ContaminationError``) any pair whose theorem belongs to the evaluation theorems by
-name or by whitespace-normalized statement, splits by theorem into train/valid and writes both files.
+name or by normalized statement (``normalize_statement``; pairs without a statement are checked by
+name only), splits by theorem into train/valid and writes both files.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import pyarrow.parquet as pq
 
 from raylib.data.trajectory import atomic_write_table, read_trajectories
 from raylib.env.filter import TacticFilter
-from raylib.env.theorems import Theorem, strip_proof
+from raylib.env.theorems import Theorem
 
 log = logging.getLogger(__name__)
 
@@ -75,20 +76,34 @@ class SFTBuild:
 
 # -- sources ------------------------------------------------------------------------------------
 
+def _trajectory_files(paths) -> list[Path]:
+    if isinstance(paths, (str, Path)):
+        p = Path(paths)
+        return sorted(p.glob("*.parquet")) if p.is_dir() else [p]
+    return [Path(x) for x in paths]
+
+
 def trajectory_pairs(paths) -> Iterator[Pair]:
-    """Proof-path steps of trajectory files: (state of the parent, tactic of the proof-path child)."""
-    table = read_trajectories(paths)
-    cols = table.select(["theorem", "statement", "node_id", "parent_id", "state", "tactic",
-                         "on_proof_path"]).to_pylist()
-    states = {(r["theorem"], r["node_id"]): r["state"] for r in cols}
-    for r in cols:
-        if not r["on_proof_path"] or r["parent_id"] is None:
-            continue
-        parent = states.get((r["theorem"], r["parent_id"]))
-        if parent is None:
-            log.warning("trajectory of %s: node %s has unknown parent %s", r["theorem"], r["node_id"], r["parent_id"])
-            continue
-        yield Pair(r["theorem"], parent, r["tactic"] or "", "trajectory", r["statement"])
+    """Proof-path steps of trajectory files: (state of the parent, tactic of the proof-path child).
+
+    ``paths``: a folder (its ``*.parquet``), a file or a list of files. Each file holds one search tree
+    (one theorem of one run and iteration); parents are looked up inside the same file and, within it,
+    by (run, iteration, theorem, node_id), so trees of the same theorem from different iterations or
+    runs never lend each other states.
+    """
+    for f in _trajectory_files(paths):
+        cols = read_trajectories(f).select(["run", "iteration", "theorem", "statement", "node_id", "parent_id",
+                                            "state", "tactic", "on_proof_path"]).to_pylist()
+        states = {(r["run"], r["iteration"], r["theorem"], r["node_id"]): r["state"] for r in cols}
+        for r in cols:
+            if not r["on_proof_path"] or r["parent_id"] is None:
+                continue
+            parent = states.get((r["run"], r["iteration"], r["theorem"], r["parent_id"]))
+            if parent is None:
+                log.warning("trajectory of %s (%s): node %s has unknown parent %s", r["theorem"], f,
+                            r["node_id"], r["parent_id"])
+                continue
+            yield Pair(r["theorem"], parent, r["tactic"] or "", "trajectory", r["statement"])
 
 
 def oracle_pairs(theorems: Iterable[Theorem], failures: Counter | None = None) -> Iterator[Pair]:
@@ -154,17 +169,81 @@ def jsonl_pairs(path: str | Path, source: str = "leandojo") -> Iterator[Pair]:
 
 # -- contamination ------------------------------------------------------------------------------
 
+_DECL_NAME = re.compile(r"^(?:theorem|lemma)\s+[^\s({\[:]+")
+_MODIFIERS = re.compile(r"^(?:private|protected|noncomputable|nonrec)\s+")
+_OPEN, _CLOSE = "([{⟨", ")]}⟩"
+
+
+def _skip_block(text: str, i: int, open_: str, close: str) -> int:
+    """Index just past the block opened at ``text[i]`` (nested ``open_``/``close``); len(text) if unclosed."""
+    depth = 0
+    while i < len(text):
+        if text.startswith(open_, i):
+            depth += 1
+            i += len(open_)
+        elif text.startswith(close, i):
+            depth -= 1
+            i += len(close)
+            if depth == 0:
+                return i
+        else:
+            i += 1
+    return i
+
+
+def _strip_preamble(text: str) -> str:
+    """Drop leading comments (``/- -/``, ``/-- -/``, ``--``), attributes ``@[...]`` and modifiers."""
+    while True:
+        text = text.lstrip()
+        if text.startswith("/-"):
+            text = text[_skip_block(text, 0, "/-", "-/"):]
+        elif text.startswith("--"):
+            text = text.split("\n", 1)[1] if "\n" in text else ""
+        elif text.startswith("@["):
+            text = text[_skip_block(text, 1, "[", "]"):]
+        elif _MODIFIERS.match(text):
+            text = _MODIFIERS.sub("", text, count=1)
+        else:
+            return text
+
+
+def _cut_proof(text: str) -> str:
+    """The text before the first ``:=`` outside brackets (a binder's default value stays)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch in _OPEN:
+            depth += 1
+        elif ch in _CLOSE:
+            depth = max(0, depth - 1)
+        elif depth == 0 and text.startswith(":=", i):
+            return text[:i]
+    return text
+
+
 def normalize_statement(statement: str) -> str:
-    """Whitespace-normalized statement, proof tail removed, declaration name replaced by ``_``."""
-    text = " ".join(strip_proof(statement).split())
-    return re.sub(r"^(theorem|lemma)\s+\S+?(?=[\s({\[:])", r"\1 _", text)
+    """A statement reduced for comparison: leading doc comments, attributes and modifiers dropped, the
+    proof cut at the first top-level ``:=``, ``theorem``/``lemma``/``example`` and the declaration name
+    replaced by ``theorem _``, whitespace normalized."""
+    text = _cut_proof(_strip_preamble(statement))
+    text = " ".join(text.split())
+    if re.match(r"^example\b", text):
+        text = "theorem _ " + text[len("example"):]
+    else:
+        text = _DECL_NAME.sub("theorem _ ", text, count=1)
+    return " ".join(text.split())
 
 
 def check_contamination(pairs: Iterable[Pair], eval_theorems: Iterable[Theorem]) -> None:
-    """Raise ContaminationError naming every evaluation theorem found in ``pairs`` (by name or statement)."""
+    """Raise ContaminationError naming every evaluation theorem found in ``pairs``.
+
+    A pair matches by theorem name, or by statement (``normalize_statement`` of both sides). Pairs that
+    carry no statement (trajectories or JSONL rows without one) can only be checked by name: their
+    theorems are counted and logged as such.
+    """
     by_name = {t.name: t for t in eval_theorems}
     by_stmt = {normalize_statement(t.statement): t.name for t in by_name.values()}
     hits: dict[str, str] = {}
+    name_only: set[str] = set()
     for p in pairs:
         if p.theorem in by_name:
             hits.setdefault(p.theorem, f"{p.theorem} (same name, source {p.source})")
@@ -172,6 +251,11 @@ def check_contamination(pairs: Iterable[Pair], eval_theorems: Iterable[Theorem])
             other = by_stmt.get(normalize_statement(p.statement))
             if other is not None:
                 hits.setdefault(other, f"{other} (same statement as training theorem {p.theorem}, source {p.source})")
+        else:
+            name_only.add(p.theorem)
+    if name_only and by_name:
+        log.warning("contamination check: %d training theorems carry no statement and were checked by name "
+                    "only (e.g. %s)", len(name_only), ", ".join(sorted(name_only)[:5]))
     if hits:
         names = sorted(hits)
         shown = "; ".join(hits[n] for n in names[:20])

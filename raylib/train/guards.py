@@ -2,7 +2,8 @@
 
 * ``check_plan``: before training, planned coverage (samples seen / dataset size) and the LR schedule;
   warns when coverage is below ``min_coverage`` epochs or the LR sits below ``lr_floor_fraction`` of the
-  peak for most of the run (or the peak is 0); stops when ``stop_on_plan``.
+  peak for most of the run (or the peak is 0), or when no held-out example is there for the probe;
+  stops when ``stop_on_plan``.
 * ``GradNormGuard``: zero or NaN/inf gradient norms for ``grad_patience`` consecutive steps stop the run.
 * ``CollapseGuard`` + ``probe_generate`` / ``analyze_probe``: at each evaluation, greedy and sampled
   tactics for held-out states; the share of empty or whitespace-only, repetitive, and identical-across-
@@ -84,8 +85,12 @@ class PlanReport:
             raise GuardStop("plan", "; ".join(self.warnings))
 
 
-def check_plan(plan: TrainPlan, sft) -> PlanReport:
-    """Coverage and LR-schedule report for a plan under an ``SFTSection`` (its ``guards`` thresholds)."""
+def check_plan(plan: TrainPlan, sft, held_out: int | None = None) -> PlanReport:
+    """Coverage and LR-schedule report for a plan under an ``SFTSection`` (its ``guards`` thresholds).
+
+    ``held_out``: the number of held-out examples available for the eval loss and the generation probe;
+    0 with ``guards.probe_states > 0`` warns that the probe guard is off (None: not checked).
+    """
     g = sft.guards
     total = plan.total_steps
     lrs = [lr_at(s, total, sft.lr, sft) for s in range(total)]
@@ -104,6 +109,11 @@ def check_plan(plan: TrainPlan, sft) -> PlanReport:
         rep.warnings.append(
             f"LR is below {g.lr_floor_fraction:.0%} of the peak {sft.lr:g} for {dead:.0%} of the {total} steps; "
             f"shorten the decay or raise min_lr_ratio")
+    if held_out == 0 and g.probe_states > 0:
+        rep.warnings.append(
+            f"no held-out examples (valid.parquet missing or empty): the generation probe "
+            f"(guards.probe_states={g.probe_states}) and the eval loss are off, so a collapse goes unnoticed; "
+            f"raise sft.valid_fraction or pass an examples folder with valid.parquet")
     return rep
 
 
@@ -188,16 +198,41 @@ def analyze_probe(greedy: Sequence[str], sampled: Sequence[Sequence[str]] = ()) 
 
 
 class CollapseGuard:
-    """Tracks checkpoints and probe results; ``check`` raises GuardStop on a collapse (from ``start_step`` on)."""
+    """Tracks checkpoints and probe results; ``check`` raises GuardStop on a collapse (from ``start_step`` on).
+
+    ``last_healthy`` is the newest checkpoint at or before the latest healthy probe, whatever the order
+    of ``check`` and ``note_checkpoint`` at one step (the worker probes a step, then saves it). ``state``/``load_state`` carry the record across a resume.
+    """
 
     def __init__(self, guards_cfg):
         self.g = guards_cfg
         self.checkpoints: list[tuple[int, str]] = []
         self.last_healthy: str | None = None
         self.last_healthy_step: int | None = None
+        self.healthy_probe_step: int | None = None  # the latest step whose probe was healthy
+
+    def _promote(self) -> None:
+        if self.healthy_probe_step is None:
+            return
+        done = [(s, name) for s, name in self.checkpoints if s <= self.healthy_probe_step]
+        if done:
+            self.last_healthy_step, self.last_healthy = done[-1]
 
     def note_checkpoint(self, step: int, name: str) -> None:
         self.checkpoints.append((step, name))
+        self._promote()
+
+    def state(self) -> dict:
+        return {"checkpoints": [list(c) for c in self.checkpoints], "last_healthy": self.last_healthy,
+                "last_healthy_step": self.last_healthy_step, "healthy_probe_step": self.healthy_probe_step}
+
+    def load_state(self, state: dict | None) -> None:
+        if not state:
+            return
+        self.checkpoints = [(int(s), str(n)) for s, n in state.get("checkpoints", [])]
+        self.last_healthy = state.get("last_healthy")
+        self.last_healthy_step = state.get("last_healthy_step")
+        self.healthy_probe_step = state.get("healthy_probe_step")
 
     def problems(self, rep: ProbeReport) -> list[str]:
         g, out = self.g, []
@@ -213,9 +248,8 @@ class CollapseGuard:
         problems = self.problems(rep)
         metrics = dict(rep.metrics(), probe_healthy=int(not problems))
         if not problems:
-            done = [name for s, name in self.checkpoints if s <= step]
-            if done:
-                self.last_healthy, self.last_healthy_step = done[-1], step
+            self.healthy_probe_step = step
+            self._promote()
             return metrics
         if step < self.g.probe_start_step:
             log.info("probe at step %d degenerate (%s), before probe_start_step %d: not stopping",

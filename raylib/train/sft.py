@@ -3,10 +3,12 @@
 ``run_sft`` reads ``train.parquet`` (and ``valid.parquet``) with Ray Data, runs ``sft_worker_loop`` on
 ``sft.num_workers`` workers (``TorchTrainer``), checkpoints through ``ray.train.report`` and, when the
 same job is run again after an interruption, resumes from the latest checkpoint (model or adapter,
-optimizer, scheduler, step, data position, loss history). The result lands in ``<out>/model`` (the
+optimizer, scheduler, step, data position, loss history, collapse-guard record); a rerun with other
+training settings starts afresh (``resume_key``). The result lands in ``<out>/model`` (the
 adapter, the merged model or the full model) with ``fingerprint.json``; ``<out>/COMPLETE`` marks a
 finished job, so an identical rerun does nothing. Guards (``raylib.train.guards``) stop a run with a
-clear reason, raised on the driver as ``GuardStop``.
+clear reason: the worker loop ends normally and returns the stop, which the driver raises as
+``GuardStop`` (a guard stop is not a worker failure, so ``max_failures`` never repeats it).
 
 The loss covers the completion (tactic + end marker + EOS) only: prompt and padding labels are -100.
 """
@@ -28,7 +30,8 @@ from raylib.train.schedule import plan_steps
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Collator", "SFTResult", "eval_loss", "file_hash", "model_fingerprint", "run_sft", "sft_step"]
+__all__ = ["Collator", "SFTResult", "eval_loss", "file_hash", "model_fingerprint", "resume_key", "run_sft",
+           "sft_step"]
 
 IGNORE = -100
 
@@ -36,8 +39,10 @@ IGNORE = -100
 class Collator:
     """Tokenizes {prompt, completion} batches into right-padded input_ids / attention_mask / labels.
 
-    A sequence longer than ``max_len`` loses the middle of its prompt (the head holds the first goal,
-    which the tactic acts on; the last ``tail`` prompt tokens hold the end of the template).
+    A sequence longer than ``max_len`` first loses the end of a completion longer than
+    ``max_len - 2 * tail``, then, if the prompt still does not fit, the middle of its prompt (the head
+    holds the first goal, which the tactic acts on; the last ``tail`` prompt tokens hold the end of the
+    template). A prompt that fits is never cut.
     """
 
     def __init__(self, tokenizer, max_len: int, tail: int = 8):
@@ -55,7 +60,8 @@ class Collator:
             self.truncated += 1
             c = c[: self.max_len - 2 * self.tail]
             keep = self.max_len - len(c)
-            p = p[: keep - self.tail] + p[-self.tail:]
+            if len(p) > keep:
+                p = p[: keep - self.tail] + p[len(p) - self.tail:]
         return p + c, [IGNORE] * len(p) + c
 
     def __call__(self, batch: dict) -> dict:
@@ -175,11 +181,28 @@ def _example_files(examples: str | Path) -> tuple[Path, Path | None]:
     return p, None
 
 
+# Settings that change neither the weights nor the data order: a rerun that changes only these resumes.
+RESUME_NEUTRAL = ("log_every", "keep_checkpoints", "max_failures")
+
+
+def resume_key(sft: SFTSection, base_fingerprint: str, data_hash: str) -> dict:
+    """What a checkpoint must share with a run for the run to resume from it: the base model, the data
+    and every ``sft`` setting except ``RESUME_NEUTRAL`` (LR, steps, batch, schedule, seed, guards...)."""
+    settings = {k: v for k, v in sft.model_dump(mode="json").items() if k not in RESUME_NEUTRAL}
+    return {"base": base_fingerprint, "data": data_hash, "sft": settings}
+
+
 def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | Path,
-            config_hash: str = "", interrupt_after_step: int | None = None) -> SFTResult:
+            config_hash: str = "", interrupt_after_step: int | None = None,
+            callbacks: Sequence[Any] = ()) -> SFTResult:
     """Train and save under ``out``; resume or skip as the files in ``out`` say. Needs Ray up (``init_ray``).
 
+    Checkpoints live in ``<out>/train/sft-<key>``, ``<key>`` a hash of ``resume_key``: a rerun with the
+    same base, data and training settings resumes there; any other rerun trains afresh (the stale run
+    folder is removed). ``callbacks``: Ray Train ``UserCallback`` objects (they run on the controller).
     ``interrupt_after_step`` (tests) makes the workers fail right after the checkpoint of that step.
+    Raises ModelLoadError for an unusable ``base``, FileNotFoundError for missing examples and
+    GuardStop when a guard stopped the run.
     """
     import ray
     import ray.train
@@ -194,16 +217,17 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     from ray.train.torch import TorchTrainer
 
     from raylib.data.sft import read_examples
+    from raylib.models.loading import check_model_dir
     from raylib.train.worker import sft_worker_loop
 
+    base = check_model_dir(base).resolve()
     out = Path(out).resolve()
-    base = Path(base).resolve()
     train_file, valid_file = _example_files(examples)
     data_hash = file_hash(train_file, valid_file)
     sft_json = sft.model_dump(mode="json")
-    resume_key = {"base": model_fingerprint(base), "data": data_hash, "mode": sft.mode,
-                  "lora": sft_json["lora"] if sft.mode == "lora" else None, "dtype": sft.dtype}
-    job_key = dict(resume_key, sft=sft_json, config_hash=config_hash)
+    rkey = resume_key(sft, model_fingerprint(base), data_hash)
+    run_name = "sft-" + hashlib.sha256(json.dumps(rkey, sort_keys=True).encode()).hexdigest()[:16]
+    job_key = dict(rkey, sft=sft_json, config_hash=config_hash)
     job_id = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()[:16]
     done = out / "COMPLETE"
     if done.is_file() and json.loads(done.read_text()).get("job") == job_id:
@@ -212,11 +236,16 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     out.mkdir(parents=True, exist_ok=True)
     done.unlink(missing_ok=True)
     storage = out / "train"
-    key_file = out / "resume_key.json"
-    if key_file.is_file() and json.loads(key_file.read_text()) != resume_key and storage.exists():
-        log.warning("%s holds checkpoints of another base/data/adapter set-up: starting afresh", storage)
-        shutil.rmtree(storage)
-    key_file.write_text(json.dumps(resume_key, sort_keys=True))
+    if storage.is_dir():
+        for stale in storage.iterdir():
+            if stale.name != run_name:
+                log.warning("%s holds checkpoints of other base/data/training settings: removed, training "
+                            "%s afresh", stale, run_name)
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+                else:
+                    stale.unlink()
+    (out / "resume_key.json").write_text(json.dumps(dict(rkey, run=run_name), indent=2, sort_keys=True))
 
     ray.data.DataContext.get_current().enable_progress_bars = False
     train_ds = ray.data.read_parquet(str(train_file)).select_columns(["prompt", "completion", "theorem"])
@@ -224,7 +253,7 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     valid_rows = (read_examples(valid_file).slice(0, max(sft.eval_examples, sft.guards.probe_states)).to_pylist()
                   if valid_file else [])
     plan = plan_steps(n, sft)
-    report = check_plan(plan, sft)
+    report = check_plan(plan, sft, held_out=len(valid_rows))
     report.enforce(sft.guards.stop_on_plan)
     log.info("SFT plan: %d examples, %d steps x %d (coverage %.2f epochs), LR peak %g, %d held-out examples",
              n, plan.total_steps, plan.global_batch, plan.coverage, sft.lr, len(valid_rows))
@@ -233,9 +262,10 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
                 "interrupt_after_step": interrupt_after_step}
     scaling = ScalingConfig(num_workers=sft.num_workers, use_gpu=sft.use_gpu,
                             resources_per_worker=sft.resources_per_worker)
-    run_config = RunConfig(name="sft", storage_path=str(storage),
+    run_config = RunConfig(name=run_name, storage_path=str(storage),
                            checkpoint_config=CheckpointConfig(num_to_keep=sft.keep_checkpoints),
-                           failure_config=FailureConfig(max_failures=sft.max_failures))
+                           failure_config=FailureConfig(max_failures=sft.max_failures),
+                           callbacks=list(callbacks))
     trainer = TorchTrainer(sft_worker_loop, train_loop_config=loop_cfg, scaling_config=scaling,
                            run_config=run_config, datasets={"train": train_ds},
                            dataset_config=DataConfig(datasets_to_split=["train"],
@@ -244,9 +274,12 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
         result = trainer.fit()
     except ray.train.TrainingFailedError as e:
         for exc in (getattr(e, "worker_failures", None) or {}).values():
-            if isinstance(exc, GuardStop):
+            if isinstance(exc, GuardStop):  # a guard outside the worker loop's own handling
                 raise GuardStop(exc.guard, exc.reason, exc.step, exc.last_healthy) from None
         raise
+    stop = result.return_value  # the worker loop returns a guard stop as metrics (no failure, no retry)
+    if isinstance(stop, dict) and stop.get("stop_guard"):
+        raise GuardStop.from_metrics(stop)
     metrics = dict(result.metrics or {})
     if result.checkpoint is None:
         raise RuntimeError(f"SFT run in {storage} ended without a checkpoint")
@@ -260,7 +293,7 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
         state = json.loads((ckpt / "history.json").read_text())
     history, step = state["history"], state["step"]
     fingerprint = {
-        "base_model": str(base), "base_fingerprint": resume_key["base"], "mode": sft.mode,
+        "base_model": str(base), "base_fingerprint": rkey["base"], "mode": sft.mode,
         "adapter": ({"r": sft.lora.r, "alpha": sft.lora.alpha, "target_modules": sft.lora.target_modules}
                     if sft.mode == "lora" and src.name == "model" else None),
         "merged": src.name == "merged", "dtype": sft.dtype, "config_hash": config_hash, "step": step,

@@ -2,7 +2,8 @@
 
 Checkpoint layout (``checkpoint_<step>``): ``model/`` (the adapter for LoRA, the whole model for full
 training; tokenizer files beside it), ``merged/`` (final LoRA checkpoint with ``save: merged``),
-``trainer_state.pt`` (optimizer, scheduler, RNG, data position) and ``history.json`` (step, loss history).
+``trainer_state.pt`` (optimizer, scheduler, RNG, data position) and ``history.json`` (step, per-step
+history with the eval loss and probe shares at evaluated steps, the collapse guard's record).
 """
 
 from __future__ import annotations
@@ -72,7 +73,26 @@ def _broadcast(obj, world: int):
     return box[0]
 
 
-def sft_worker_loop(cfg: dict) -> None:
+def sft_worker_loop(cfg: dict) -> dict | None:
+    """Train; a guard stop ends the loop normally and returns its metrics (reported too), else None.
+
+    Guard decisions are the same on every rank, so every rank returns; the driver reads rank 0's value
+    (``Result.return_value``) and raises GuardStop. Raising instead would make it a worker failure that
+    ``FailureConfig`` retries, repeating the same deterministic stop.
+    """
+    import ray.train
+
+    try:
+        _train(cfg)
+    except GuardStop as e:
+        metrics = e.as_metrics()
+        log.error("rank %d: %s", ray.train.get_context().get_world_rank(), e)
+        ray.train.report(metrics)
+        return metrics
+    return None
+
+
+def _train(cfg: dict) -> None:
     import ray.train
     import ray.train.torch
     import torch
@@ -90,7 +110,7 @@ def sft_worker_loop(cfg: dict) -> None:
     collate = Collator(tokenizer, sft.max_seq_len)
 
     ckpt = ray.train.get_checkpoint()
-    state, history, step, resumed_from = None, [], 0, 0
+    state, history, step, resumed_from, meta = None, [], 0, 0, {}
     if ckpt:
         with ckpt.as_directory() as d:
             d = Path(d)
@@ -119,6 +139,7 @@ def sft_worker_loop(cfg: dict) -> None:
 
     grad_guard = GradNormGuard(sft.guards.grad_patience, sft.guards.grad_zero_eps)
     collapse = CollapseGuard(sft.guards)
+    collapse.load_state(meta.get("collapse"))
     valid_rows = cfg["valid_rows"]
     eval_batches = [collate({"prompt": [r["prompt"] for r in valid_rows[i:i + sft.batch_size]],
                              "completion": [r["completion"] for r in valid_rows[i:i + sft.batch_size]]})
@@ -146,7 +167,7 @@ def sft_worker_loop(cfg: dict) -> None:
                         m.update(e.as_metrics())
         m = _broadcast(m, world)
         if m.get("stop_guard"):
-            raise GuardStop.from_metrics(m)  # on every rank: the driver gets it as the worker failure
+            raise GuardStop.from_metrics(m)  # on every rank; sft_worker_loop returns it to the driver
         return m
 
     def save(at: int, metrics: dict, final: bool) -> None:
@@ -162,7 +183,8 @@ def sft_worker_loop(cfg: dict) -> None:
                             "rng": torch.get_rng_state(), "epoch": epoch, "micro_in_epoch": micro_done},
                            t / "trainer_state.pt")
                 (t / "history.json").write_text(json.dumps({"step": at, "history": history,
-                                                            "resumed_from": resumed_from}))
+                                                            "resumed_from": resumed_from,
+                                                            "collapse": collapse.state()}))
                 if final and sft.mode == "lora" and sft.save == "merged":
                     merged = raw.merge_and_unload()
                     merged.save_pretrained(t / "merged")
@@ -204,13 +226,16 @@ def sft_worker_loop(cfg: dict) -> None:
                            truncated=collate.truncated)
             metrics.update(grad_guard.update(step, norm))  # GuardStop: same norm, same decision on every rank
             final = step >= total
-            if final or (sft.eval_every and step % sft.eval_every == 0):
-                metrics.update(evaluate(step))
+            evaluated = final or bool(sft.eval_every and step % sft.eval_every == 0)
+            if evaluated:
+                found = evaluate(step)
+                metrics.update(found)
+                history[-1].update({k: v for k, v in found.items() if k == "eval_loss" or k.startswith("probe_")})
             if final or (sft.checkpoint_every and step % sft.checkpoint_every == 0):
                 save(step, metrics, final)
                 if cfg.get("interrupt_after_step") == step:
                     raise RuntimeError(f"interrupted after the checkpoint of step {step} (test hook)")
-            elif step % sft.log_every == 0:
+            elif evaluated or step % sft.log_every == 0:
                 ray.train.report(metrics)
             if final:
                 break
