@@ -14,7 +14,7 @@ import threading
 from raylib.batching import AsyncBatcher
 from raylib.config import Config
 from raylib.env import make_filter
-from raylib.models.generator import Candidate
+from raylib.models.generator import Candidate, make_generator
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +22,7 @@ log = logging.getLogger(__name__)
 class GeneratorActor:
     def __init__(self, cfg: Config):
         self.cfg = cfg
-        tactic_filter = make_filter(cfg.env)
-        if cfg.model.backend == "vllm":
-            from raylib.models.vllm_backend import VLLMGenerator
-            self.backend = VLLMGenerator.from_config(cfg.model, cfg.generation, tactic_filter)
-        else:
-            from raylib.models.hf import HFGenerator
-            self.backend = HFGenerator.from_config(cfg.model, cfg.generation, tactic_filter)
+        self.backend = make_generator(cfg.model, cfg.generation, make_filter(cfg.env))
         self._lock = threading.Lock()  # an adapter swap never overlaps a generate call
         g = cfg.generation
         self.batcher = AsyncBatcher(self._generate_batch, linger_s=cfg.workers.linger_ms / 1000,
