@@ -53,10 +53,11 @@ class EncoderActor:
     async def energies(self, states: list[str]) -> list[float]:
         if self.ebm is None:
             raise RuntimeError("no EBM loaded: set value.ebm_path or call load_ebm first")
+        if not states:
+            return []
         import numpy as np
 
-        emb = np.stack(await self.encode(states)) if states else np.zeros((0, self.encoder.dim), np.float32)
-        return self.ebm.energies(emb, self.encoder.fingerprint()) if len(states) else []
+        return self.ebm.energies(np.stack(await self.encode(states)), self.encoder.fingerprint())
 
     async def fingerprint(self) -> str:
         return self.encoder.fingerprint()

@@ -16,14 +16,14 @@ class SearchDriver:
         from actors.pools import RayEnvPool, RayGenerator, RayValue
         from raylib.search.best_first import BestFirstSearch
 
-        self.cfg = cfg
+        self.config_hash = cfg.hash()
         self.env = RayEnvPool(lean_workers, max_attempts=cfg.workers.max_attempts)
         value = RayValue(encoder) if encoder is not None else None
         self.search = BestFirstSearch(cfg.search, self.env, RayGenerator(generator), value)
 
     async def prove(self, theorem: Theorem, run: str, iteration: int, fingerprints: dict) -> dict:
         result = await self.search.prove(theorem)
-        rows = result.rows(run, iteration, statement=theorem.statement, config_hash=self.cfg.hash(),
+        rows = result.rows(run, iteration, statement=theorem.statement, config_hash=self.config_hash,
                            generator_fingerprint=fingerprints.get("generator", ""),
                            encoder_fingerprint=fingerprints.get("encoder"))
         return {"summary": result.summary(), "proof": list(result.proof), "rows": rows}
