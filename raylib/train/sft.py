@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from raylib.hashing import file_hash
 from raylib.train.config import SFTSection
 from raylib.train.guards import GuardStop, check_plan
 from raylib.train.schedule import plan_steps
@@ -144,16 +145,6 @@ class SFTResult:
     resumed_from: int = 0
     cached: bool = False
     plan: dict = field(default_factory=dict)
-
-
-def file_hash(*paths: Path) -> str:
-    h = hashlib.sha256()
-    for p in paths:
-        if p is not None and Path(p).is_file():
-            with open(p, "rb") as f:
-                for chunk in iter(lambda: f.read(1 << 20), b""):
-                    h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
