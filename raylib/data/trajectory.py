@@ -1,6 +1,6 @@
 """Trajectory parquet: one file per searched theorem, one row per search-tree node.
 
-Columns (DESIGN section 4): run, iteration, theorem, statement, node_id, parent_id (null at the root),
+Columns: run, iteration, theorem, statement, node_id, parent_id (null at the root),
 depth, state (goals joined by blank lines; empty for a finished node), tactic that led here (null at
 the root), step_logprob, energy (null when the EBM did not score the node: terminal states never go
 through it), outcome (state | finished | error | timeout | sorry | verify_failed), on_proof_path, timings
