@@ -21,7 +21,7 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
 from raylib.configbase import ConfigError, Section  # noqa: E402  (rooms define their own sections)
 from raylib.models.config import GenerationSection, ModelSection  # noqa: E402
 from raylib.search.config import SearchSection  # noqa: E402
-from raylib.train.config import SFTSection  # noqa: E402
+from raylib.train.config import EBMSection, SFTSection  # noqa: E402
 
 
 class RunSection(Section):
@@ -122,6 +122,7 @@ class Config(Section):
     sft: SFTSection = SFTSection()
     search: SearchSection = SearchSection()
     value: ValueSection = ValueSection()
+    ebm: EBMSection = EBMSection()
 
     @model_validator(mode="after")
     def _generation_budget(self) -> "Config":

@@ -94,3 +94,53 @@ class SFTSection(Section):
         if self.mode == "full" and self.save == "merged":
             raise ValueError("sft.save=merged applies to mode=lora only")
         return self
+
+
+NEGATIVE_KINDS = ("hard", "medium", "easy")
+
+
+class EBMSection(Section):
+    """The energy-based value head trained on state embeddings (``jobs.train_ebm``).
+
+    Negatives per positive (a proof-path state): ``hard`` = its siblings, ``medium`` = other states of
+    the same theorem, ``easy`` = states of other theorems. ``K = negatives`` slots are split by the
+    ratios; when a kind runs short, the missing slots are filled from the kinds in ``fallback`` order.
+    """
+
+    hidden_sizes: list[int] = Field(default_factory=lambda: [512, 512], min_length=1,
+                                    description="MLP widths from the embedding to the scalar energy")
+    dropout: float = Field(0.1, ge=0, lt=1)
+    loss: Literal["info_nce", "margin_ranking"] = "info_nce"
+    temperature: float = Field(1.0, gt=0, description="info_nce: logits are -energy / temperature")
+    margin: float = Field(1.0, ge=0, description="margin_ranking: wanted gap between negative and positive")
+    negatives: int = Field(7, ge=1, description="K negatives per positive")
+    hard_ratio: float = Field(0.5, ge=0)
+    medium_ratio: float = Field(0.25, ge=0)
+    easy_ratio: float = Field(0.25, ge=0)
+    fallback: list[Literal["hard", "medium", "easy"]] = Field(
+        default_factory=lambda: list(NEGATIVE_KINDS), description="order in which kinds fill a shortfall")
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0, description="clip threshold (0: no clipping)")
+    epochs: int = Field(10, ge=1, description="passes over the positives (negatives resampled each pass)")
+    max_steps: int | None = Field(None, ge=1, description="optimizer steps; null: from epochs")
+    batch_size: int = Field(256, ge=1, description="groups (1 positive + K negatives) per step, all workers")
+    eval_every: int = Field(100, ge=0, description="steps between evaluations (0: only at the end)")
+    eval_groups: int = Field(2048, ge=1, description="groups of each split scored at an evaluation")
+    checkpoint_every: int = Field(100, ge=0, description="steps between checkpoints (0: only at the end)")
+    keep_checkpoints: int | None = Field(None, ge=1, description="null: keep all")
+    log_every: int = Field(50, ge=1, description="steps between metric reports")
+    max_failures: int = Field(0, ge=-1, description="worker-failure retries (-1: unlimited)")
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    resources_per_worker: dict[str, float] | None = Field(None, description="e.g. {CPU: 1} or {GPU: 1}")
+    valid_fraction: float = Field(0.2, ge=0, lt=1, description="theorems held out for validation")
+    seed: int = 0
+
+    @model_validator(mode="after")
+    def _check(self) -> EBMSection:
+        if sorted(self.fallback) != sorted(NEGATIVE_KINDS):
+            raise ValueError(f"ebm.fallback must order each of {', '.join(NEGATIVE_KINDS)} once")
+        if self.hard_ratio + self.medium_ratio + self.easy_ratio <= 0:
+            raise ValueError("ebm: hard_ratio + medium_ratio + easy_ratio must be > 0")
+        return self
