@@ -19,6 +19,7 @@ DEFAULT_CONFIG = REPO_ROOT / "configs" / "local.yaml"
 
 
 from raylib.configbase import ConfigError, Section  # noqa: E402  (rooms define their own sections)
+from raylib.iterate_config import IterateSection  # noqa: E402
 from raylib.models.config import GenerationSection, ModelSection  # noqa: E402
 from raylib.search.config import SearchSection  # noqa: E402
 from raylib.train.config import EBMSection, SFTSection  # noqa: E402
@@ -122,6 +123,7 @@ class Config(Section):
     sft: SFTSection = SFTSection()
     search: SearchSection = SearchSection()
     value: ValueSection = ValueSection()
+    iterate: IterateSection = IterateSection()
     ebm: EBMSection = EBMSection()
 
     @model_validator(mode="after")
