@@ -9,7 +9,8 @@
 3. Trains it with the same Ray Train SFT job as every other fine-tune (full parameters).
 4. Saves a Hugging Face folder at ``model.path`` (default runs/models/tiny) with fingerprint.json,
    and measures tactic validity on VALID-split states through the REPL (share of generated tactics
-   the environment accepts, greedy and sampled): ``bootstrap_eval.json`` beside the model.
+   the environment accepts AND that change the state, greedy and sampled; accepted no-ops such as
+   ``skip`` are counted apart as ``*_accepted_noop``): ``bootstrap_eval.json`` beside the model.
 
 Cached: ``<model.path>/BOOTSTRAP_COMPLETE`` holds the settings' key; a second call with the same
 settings does nothing. Work files go to ``<run.root>/bootstrap/``.
@@ -88,35 +89,51 @@ def _valid_states(theorems, k: int, seed: int):
 
 def tactic_validity(model_dir: Path, theorems, k: int, seed: int = 0, samples: int = 4,
                     template: str | None = None, device: str = "auto") -> dict:
-    """Share of generated tactics the built-in REPL accepts on valid-split states (greedy and sampled).
+    """Share of generated tactics the built-in REPL accepts and that change the state, on valid-split states.
+
+    Greedy and sampled; a tactic the REPL accepts but that leaves the goals as they were (``skip``) is a
+    no-op, counted apart (``greedy_accepted_noop``, ``sampled_accepted_noop``), never as valid.
 
     ``template`` must be the prompt template the model was trained with (``generation.template``);
     ``device`` as in ``model.device``.
     """
-    from raylib.env.filter import TacticFilter
     from raylib.models.hf import HFGenerator
 
     repl, states = _valid_states(theorems, k, seed)
     gen = HFGenerator(model_dir, device=device, template=template)
-    filt = TacticFilter()
-
-    def accepted(ps: int, tac: str) -> bool:
-        if not tac.strip() or not filt.check(tac).ok:
-            return False
-        ans = repl.handle({"tactic": tac, "proofState": ps})
-        return "message" not in ans and "sorries" not in ans
-
     t0 = time.perf_counter()
     texts = [s for _, s in states]
     greedy = gen.generate_raw(texts, 1, 0.0, 48)
     sampled = gen.generate_raw(texts, samples, 1.0, 48)
-    g_ok = sum(accepted(ps, g[0][0]) for (ps, _), g in zip(states, greedy))
-    s_all = [(ps, t) for (ps, _), row in zip(states, sampled) for t, _ in row]
-    s_ok = sum(accepted(ps, t) for ps, t in s_all)
-    distinct = sum(len({t for t, _ in row}) for row in sampled) / max(1, len(sampled))
-    return {"states": len(states), "greedy_valid": g_ok / max(1, len(states)),
-            "sampled_valid": s_ok / max(1, len(s_all)), "sampled_per_state": samples,
-            "distinct_sampled_per_state": distinct, "eval_s": round(time.perf_counter() - t0, 1)}
+    return dict(score_tactics(repl, states, [row[0][0] for row in greedy], [[t for t, _ in row] for row in sampled]),
+                sampled_per_state=samples, eval_s=round(time.perf_counter() - t0, 1))
+
+
+def judge_tactic(repl, filt, ps: int, before: str, tactic: str) -> str:
+    """"valid" (accepted and the goals changed, or the proof finished), "noop" (accepted, same goals),
+    "error" (the REPL refused it) or "refused" (empty, or stopped by the tactic filter)."""
+    if not tactic.strip() or not filt.check(tactic).ok:
+        return "refused"
+    ans = repl.handle({"tactic": tactic, "proofState": ps})
+    if "message" in ans or "sorries" in ans:
+        return "error"
+    return "noop" if ans.get("goals") and "\n\n".join(ans["goals"]) == before else "valid"
+
+
+def score_tactics(repl, states, greedy: list[str], sampled: list[list[str]]) -> dict:
+    """Validity shares of greedy (one per state) and sampled tactics on ``(proofState, goals text)`` states.
+
+    A tactic counts as valid only when it changes the state: an accepted no-op such as ``skip`` is not
+    progress and is counted apart (``*_accepted_noop``)."""
+    from raylib.env.filter import TacticFilter
+
+    filt = TacticFilter()
+    g = [judge_tactic(repl, filt, ps, text, tac) for (ps, text), tac in zip(states, greedy)]
+    s = [judge_tactic(repl, filt, ps, text, t) for (ps, text), row in zip(states, sampled) for t in row]
+    n_g, n_s = max(1, len(g)), max(1, len(s))
+    return {"states": len(states), "greedy_valid": g.count("valid") / n_g, "sampled_valid": s.count("valid") / n_s,
+            "greedy_accepted_noop": g.count("noop") / n_g, "sampled_accepted_noop": s.count("noop") / n_s,
+            "distinct_sampled_per_state": sum(len(set(row)) for row in sampled) / max(1, len(sampled))}
 
 
 def run(cfg, force: bool = False) -> dict:
@@ -133,6 +150,14 @@ def run(cfg, force: bool = False) -> dict:
     marker = target / MARKER
     if not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
         info = json.loads(marker.read_text())
+        if "greedy_accepted_noop" not in info.get("validity", {}):  # made before no-ops were counted apart
+            valid = [t for t in generate_theorems(b.theorems, seed=b.seed) + textbook_theorems() if t.split == "valid"]
+            info["validity"] = tactic_validity(target, valid, b.eval_states, seed=b.seed,
+                                               template=cfg.generation.template, device=cfg.model.device)
+            for f in (target / "bootstrap_eval.json", marker):
+                f.write_text(json.dumps(info, indent=2))
+            log.info("bootstrap model at %s: tactic validity measured again (no-ops apart): %s", target,
+                     json.dumps(info["validity"]))
         log.info("bootstrap model at %s is complete (key %s): nothing to do", target, key)
         return info
     t0 = time.perf_counter()
