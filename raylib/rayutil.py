@@ -7,8 +7,10 @@ import logging
 log = logging.getLogger(__name__)
 
 
-def init_ray(cfg) -> None:
-    """Start a local Ray (``ray.address: null``) or join a cluster; a no-op when Ray is already up."""
+def init_ray(cfg, log_to_driver: bool = True) -> None:
+    """Start a local Ray (``ray.address: null``) or join a cluster; a no-op when Ray is already up.
+
+    ``log_to_driver=False`` keeps the workers' output (Ray Train's per-report lines) in Ray's log files."""
     import ray
 
     if ray.is_initialized():
@@ -16,7 +18,7 @@ def init_ray(cfg) -> None:
     r = cfg.ray
     if r.address is None:
         ray.init(num_cpus=r.num_cpus, namespace=r.namespace, include_dashboard=r.dashboard,
-                 log_to_driver=True, configure_logging=False)
+                 log_to_driver=log_to_driver, configure_logging=False)
     else:
-        ray.init(address=r.address, namespace=r.namespace, configure_logging=False)
+        ray.init(address=r.address, namespace=r.namespace, log_to_driver=log_to_driver, configure_logging=False)
     log.info("Ray up: %s", {k: v for k, v in ray.cluster_resources().items() if "node:" not in k})

@@ -72,6 +72,7 @@ class SFTBuild:
     valid_path: Path
     counts: dict[str, int] = field(default_factory=dict)
     data_hash: str = ""
+    by_source: dict[str, dict[str, int]] = field(default_factory=dict)  # input/empty/sorry/denied/duplicate/kept
 
 
 # -- sources ------------------------------------------------------------------------------------
@@ -287,21 +288,28 @@ def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems
     counts: Counter = Counter()
     seen: set[tuple[str, str]] = set()
     rows: dict[str, list[dict]] = {"train": [], "valid": []}
+    by_source: dict[str, Counter] = {}
     for p in pairs:
         counts["input"] += 1
         counts[f"input_{p.source}"] += 1
+        src = by_source.setdefault(p.source, Counter(input=0, empty=0, sorry=0, denied=0, duplicate=0, kept=0))
+        src["input"] += 1
         state, tactic = p.state.strip("\n"), p.tactic.strip()
         if not state.strip() or not tactic:
             counts["empty"] += 1
+            src["empty"] += 1
             continue
         verdict = filt.check(tactic)
         if not verdict.ok:
             counts["sorry" if verdict.kind == "sorry" else "denied"] += 1
+            src["sorry" if verdict.kind == "sorry" else "denied"] += 1
             continue
         key = (state, tactic)
         if key in seen:
             counts["duplicate"] += 1
+            src["duplicate"] += 1
             continue
+        src["kept"] += 1
         seen.add(key)
         prompt, completion = format_example(state, tactic, template)
         split = sft_split(p.theorem, valid_fraction, seed)
@@ -322,9 +330,10 @@ def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems
         paths[split] = atomic_write_table(table, out / f"{split}.parquet")
         for r in items:
             digest.update(f"{split}\0{r['prompt']}\0{r['completion']}\0".encode())
-    build = SFTBuild(paths["train"], paths["valid"], dict(counts), digest.hexdigest()[:16])
-    (out / "stats.json").write_text(json.dumps({"counts": build.counts, "data_hash": build.data_hash},
-                                               indent=2, sort_keys=True))
+    build = SFTBuild(paths["train"], paths["valid"], dict(counts), digest.hexdigest()[:16],
+                     {k: dict(v) for k, v in by_source.items()})
+    (out / "stats.json").write_text(json.dumps({"counts": build.counts, "data_hash": build.data_hash,
+                                                "by_source": build.by_source}, indent=2, sort_keys=True))
     log.info("SFT examples: %s (data hash %s) → %s", build.counts, build.data_hash, out)
     return build
 
