@@ -67,6 +67,10 @@ class EnvSection(Section):
     verify_timeout_s: float = Field(120.0, gt=0, description="timeout for a whole-proof check")
     memory_limit_gb: Optional[float] = Field(8.0, gt=0, description="RLIMIT_AS cap of the process; null: none")
     max_requests: int = Field(2000, ge=1, description="restart the process after this many requests")
+    recycle_states: int = Field(20000, ge=1, description="recycle the process once no search holds it and "
+                                "it has made this many proof states")
+    allowed_axioms: list[str] = Field(default_factory=lambda: ["propext", "Classical.choice", "Quot.sound"],
+                                      description="axioms a whole proof may depend on (#print axioms)")
     lean_repl: LeanReplSection = LeanReplSection()
     builtin: BuiltinSection = BuiltinSection()
     leandojo: LeanDojoSection = LeanDojoSection()

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from raylib.models.prompt import END_MARKER
+from raylib.train.probe import probe_model, separation_probe  # noqa: F401  (the separation probe lives there)
 from raylib.train.schedule import TrainPlan, lr_at
 
 log = logging.getLogger(__name__)
