@@ -50,5 +50,6 @@ def make_env(env_cfg) -> ProofEnv:
     settings = ReplSettings(command=command, cwd=cwd, header=header, timeout_s=env_cfg.timeout_s,
                             startup_timeout_s=env_cfg.startup_timeout_s, verify_timeout_s=env_cfg.verify_timeout_s,
                             memory_limit_gb=env_cfg.memory_limit_gb, max_requests=env_cfg.max_requests,
-                            extra_env=extra_env)
+                            extra_env=extra_env, recycle_states=env_cfg.recycle_states,
+                            allowed_axioms=tuple(env_cfg.allowed_axioms), backend=env_cfg.backend)
     return LeanReplEnv(settings, tactic_filter)

@@ -39,7 +39,11 @@ class Finished:
 
 @dataclass(frozen=True)
 class LeanError:
+    """The tactic failed. ``infra`` marks a failure that is not the tactic's own (the state could not be
+    rebuilt, or the process died twice): a caller may retry it elsewhere instead of recording it."""
+
     message: str
+    infra: bool = False
     kind: str = field(default="error", init=False)
 
 
@@ -63,11 +67,13 @@ OUTCOME_KINDS = ("state", "finished", "error", "timeout", "sorry")
 
 @dataclass(frozen=True)
 class Verification:
-    """Whole-proof check from a fresh environment: ``ok`` only with no error and no sorry."""
+    """Whole-proof check from the theorem's own statement: ``ok`` only with no error, no sorry and only
+    allowed axioms; ``messages`` holds every reason for a refusal."""
 
     ok: bool
     messages: tuple[str, ...] = ()
     proof: str = ""
+    axioms: tuple[str, ...] | None = None  # what ``#print axioms`` reported (None: not asked)
 
 
 class ProofEnv(Protocol):
@@ -82,14 +88,27 @@ class ProofEnv(Protocol):
     def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
         """Check the whole proof again, as one theorem, in a fresh environment."""
 
+    def release(self, theorem: Theorem) -> None:
+        """The search on ``theorem`` ended: drop every proof state held for it (close its Dojo)."""
+
+    def versions(self) -> dict:
+        """What produced the results, e.g. ``{"backend": "lean_repl", "lean": ..., "repl_commit": ...,
+        "mathlib_commit": ...}``."""
+
+    stats: dict  # at least opens, replayed_tactics, requests, restarts
+
     def close(self) -> None:
         """Stop any process the backend runs."""
 
 
 def proof_text(tactics: Sequence[str], indent: str = "  ") -> str:
-    """The ``by`` block for a tactic path: one tactic per line, multi-line tactics indented."""
+    """The ``by`` block for a tactic path: one tactic per line, each line of a tactic indented.
+
+    Lines are split on ``\n`` only (never ``str.splitlines``, which also splits on control characters
+    such as ``\x1c`` that the tactic filter refuses), so the block holds exactly the checked tactics.
+    """
     lines = []
     for tac in tactics:
-        for i, line in enumerate(tac.splitlines() or [""]):
+        for line in tac.split("\n"):
             lines.append(indent + line)
     return "by\n" + "\n".join(lines)

@@ -20,7 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--faults", action="store_true",
                     help="enable fault-injection tactics for client tests: fault_sleep S, fault_exit, "
-                         "fault_garbage, fault_truncate, fault_alloc MB")
+                         "fault_garbage, fault_truncate, fault_alloc MB, fault_forget (forget every proof state)")
     ap.add_argument("--log-level", default="WARNING", help="logging level for stderr (default WARNING)")
     args = ap.parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=getattr(logging, args.log_level.upper(), logging.WARNING),

@@ -1,13 +1,15 @@
-"""Commands: `theorem`/`lemma`/`example` declarations checked whole, plus `import`/`open`.
+"""Commands: `theorem`/`lemma`/`example` declarations checked whole, `#print axioms`, plus `import`/`open`.
 
 ``run_command(text, names, fresh)`` returns messages (offset spans), sorries (goal + span) and
-the names declared.  Errors never escape as Python exceptions.
+the names declared with the axioms each depends on (``names`` maps every known name to its axioms).
+``#print axioms NAME`` answers as Lean does, with one info message.  Errors never escape as Python
+exceptions.
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Mapping, Optional
 
 from .kernel import Goal, Hyp, LeanError, fresh_uid, to_formula
 from .terms import Elab, check
@@ -20,7 +22,7 @@ log = logging.getLogger(__name__)
 DECL_KEYWORDS = ("theorem", "lemma", "example")
 COMMAND_KEYWORDS = DECL_KEYWORDS + ("import", "open", "set_option", "namespace", "section", "end",
                                     "variable", "def", "#check", "#eval", "axiom", "noncomputable",
-                                    "universe", "instance", "abbrev")
+                                    "universe", "instance", "abbrev", "#print")
 KNOWN_MODULES = ("Init",)
 
 
@@ -36,17 +38,18 @@ class CmdResult:
     messages: list[Msg] = field(default_factory=list)
     sorries: list[tuple[Goal, tuple[int, int]]] = field(default_factory=list)
     declared: list[str] = field(default_factory=list)
+    axioms: dict[str, tuple[str, ...]] = field(default_factory=dict)  # declared name -> its axioms
 
 
 def _is_cmd_start(t: Tok) -> bool:
     return t.kind == "id" and t.col == 0 and t.val in COMMAND_KEYWORDS
 
 
-def run_command(text: str, names: frozenset[str], fresh: bool) -> CmdResult:
+def run_command(text: str, names: Mapping[str, tuple[str, ...]], fresh: bool) -> CmdResult:
     res = CmdResult()
     toks = lex(text)
     i, first = 0, True
-    known = set(names)
+    known = dict(names)
     while toks[i].kind != "eof":
         t = toks[i]
         j = i + 1
@@ -69,6 +72,8 @@ def run_command(text: str, names: frozenset[str], fresh: bool) -> CmdResult:
             pass
         elif t.kind == "id" and t.val in DECL_KEYWORDS:
             _declaration(text, chunk, res, known)
+        elif t.kind == "id" and t.val == "#print":
+            _print_axioms(chunk, res, known)
         else:
             what = "identifier" if t.kind == "id" else f"token '{t.val}'"
             res.messages.append(Msg("error", (t.start, t.end), f"unexpected {what}; expected command"))
@@ -77,7 +82,27 @@ def run_command(text: str, names: frozenset[str], fresh: bool) -> CmdResult:
     return res
 
 
-def _declaration(text: str, toks: list[Tok], res: CmdResult, known: set[str]) -> None:
+def axiom_report(name: str, axioms: tuple[str, ...]) -> str:
+    """Lean's answer to ``#print axioms NAME``."""
+    if not axioms:
+        return f"'{name}' does not depend on any axioms"
+    return f"'{name}' depends on axioms: [{', '.join(axioms)}]"
+
+
+def _print_axioms(toks: list[Tok], res: CmdResult, known: dict) -> None:
+    words = toks[:-1]
+    span = (words[0].start, words[-1].end)
+    if len(words) != 3 or words[1].val != "axioms" or words[2].kind != "id":
+        res.messages.append(Msg("error", span, "the built-in environment supports only '#print axioms NAME'"))
+        return
+    name = words[2].val
+    if name not in known:
+        res.messages.append(Msg("error", (words[2].start, words[2].end), f"unknown constant '{name}'"))
+        return
+    res.messages.append(Msg("info", span, axiom_report(name, known[name])))
+
+
+def _declaration(text: str, toks: list[Tok], res: CmdResult, known: dict) -> None:
     p = TacticParser(text, toks)
     kw = p.next()
     name_span = (kw.start, kw.end)
@@ -155,8 +180,10 @@ def _declaration(text: str, toks: list[Tok], res: CmdResult, known: set[str]) ->
     if el.sorries:
         res.messages.append(Msg("warning", name_span, "declaration uses 'sorry'"))
     if ok and name is not None:
-        known.add(name)
+        axioms = el.axioms()
+        known[name] = axioms
         res.declared.append(name)
+        res.axioms[name] = axioms
     log.debug("declaration %s ok=%s sorries=%d", name, ok, len(el.sorries))
 
 

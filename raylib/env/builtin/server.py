@@ -85,8 +85,8 @@ class Repl:
     """In-process REPL state: environments and immutable, reusable proof states."""
 
     def __init__(self) -> None:
-        self.envs: list[frozenset[str]] = []
-        self.states: list[ProofState] = []
+        self.envs: list[dict[str, tuple[str, ...]]] = []  # declared name -> its axioms
+        self.states: list[Optional[ProofState]] = []  # None: forgotten (fault_forget)
 
     def _record(self, st: ProofState) -> int:
         self.states.append(st)
@@ -124,9 +124,9 @@ class Repl:
     def command(self, cmd: str, env: Optional[int] = None) -> dict:
         if env is not None and not 0 <= env < len(self.envs):
             return {"message": "Unknown environment."}
-        names = self.envs[env] if env is not None else frozenset()
+        names = self.envs[env] if env is not None else {}
         res = run_command(cmd, names, env is None)
-        self.envs.append(names | frozenset(res.declared))
+        self.envs.append({**names, **res.axioms})
         out: dict[str, Any] = {"env": len(self.envs) - 1}
         sorries = []
         for goal, (s, e) in res.sorries:
@@ -144,7 +144,7 @@ class Repl:
         return out
 
     def tactic(self, text: str, state_id: int) -> dict:
-        if not 0 <= state_id < len(self.states):
+        if not 0 <= state_id < len(self.states) or self.states[state_id] is None:
             return {"message": "Unknown proof state."}
         st = self.states[state_id]
         try:
@@ -192,6 +192,9 @@ class _Faults:
             return None
         kind = words[0]
         skip = dict(req, tactic="skip")
+        if kind == "fault_forget":  # forget every proof state so far, as a REPL that lost them would
+            repl.states = [None] * len(repl.states)
+            return skip
         if kind == "fault_sleep":
             time.sleep(float(words[1]) if len(words) > 1 else 1.0)
             return skip

@@ -48,7 +48,7 @@ def lex(text: str, start: int = 0, end: Optional[int] = None) -> list[Tok]:
             line_no += 1
             line_start = i
             continue
-        if c.isspace():
+        if c in " \t\r":  # Lean's whitespace; any other space or control character is a bad token
             i += 1
             continue
         if text.startswith("--", i):
@@ -65,6 +65,13 @@ def lex(text: str, start: int = 0, end: Optional[int] = None) -> list[Tok]:
             i = j
             continue
         col = i - line_start
+        if c == "#" and i + 1 < end and is_ident_start(text[i + 1]):  # a `#print`-style command word
+            j = i + 1
+            while j < end and is_ident_char(text[j]):
+                j += 1
+            toks.append(Tok("id", text[i:j], i, j, line_no, col))
+            i = j
+            continue
         if is_ident_start(c) or c == "_":
             j = i + 1
             while j < end:

@@ -198,12 +198,14 @@ def _one(el: Elab, g: Goal, tac: Tactic) -> list[Goal]:
     if name == "exfalso":
         return [g.with_target(Bot())]
     if name == "by_cases":
+        el.classical = True
         hname, term = args
         f = to_formula(g.ctx, term, el.src)
         n = hname or "h"
         acc = hname is not None
         return [replace(g.add(n, f, acc), tag="pos"), replace(g.add(n, Not(f), acc), tag="neg")]
     if name == "by_contra":
+        el.classical = True
         n = args[0]
         return [replace(g.add(n or "x", Not(t), n not in (None, "_")), target=Bot())]
     if name == "have":
@@ -279,6 +281,7 @@ def _apply(el: Elab, g: Goal, term) -> list[Goal]:
         if c == "False.elim":
             return [g.with_target(Bot())]
         if c == "Classical.byContradiction":
+            el.classical = True
             return [g.with_target(Imp(Not(t), Bot()))]
         if c in ("trivial", "True.intro") and isinstance(t, Top):
             return []

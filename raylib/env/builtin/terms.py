@@ -12,12 +12,23 @@ from .syntax import Anon, App, Ascribe, ByTac, Conn, Fun, Hole, Proj, Sorry, Ter
 # ---------------------------------------------------------------------------
 # proof terms
 
+CLASSICAL_AXIOMS = ("propext", "Classical.choice", "Quot.sound")  # what Lean's Classical.em rests on
+
+
 @dataclass
 class Elab:
-    """Per-elaboration state: the source text, the sorries met, and the `by` hook."""
+    """Per-elaboration state: the source text, the sorries met, classical steps used, and the `by` hook."""
     src: str = ""
     sorries: list = field(default_factory=list)  # (Goal, span)
     run_by: Optional[Callable[["Elab", Goal, ByTac], None]] = None
+    classical: bool = False  # a step used excluded middle (Classical.em, by_contra, by_cases, ...)
+
+    def axioms(self) -> tuple[str, ...]:
+        """The axioms the proof depends on, in the order Lean prints them."""
+        out = CLASSICAL_AXIOMS if self.classical else ()
+        if self.sorries:
+            out = out[:1] + ("sorryAx",) + out[1:]
+        return out
 
 
 def _mismatch(el: Elab, ctx: Ctx, t: Term, got: Formula, want: Formula) -> LeanError:
@@ -137,6 +148,7 @@ def _check_const_app(el: Elab, ctx: Ctx, t: Term, name: str, args: list[Term], w
         check(el, ctx, args[0], want.a if name == "Or.inl" else want.b)
         return True
     if name in ("False.elim", "Classical.byContradiction", "id") and len(args) == 1:
+        el.classical = el.classical or name == "Classical.byContradiction"
         sub = {"False.elim": Bot(), "Classical.byContradiction": Imp(Not(want), Bot()), "id": want}[name]
         check(el, ctx, args[0], sub)
         return True
@@ -266,6 +278,7 @@ def _infer_app(el: Elab, ctx: Ctx, t: App) -> Formula:
     if isinstance(fn, Var) and lookup(ctx, fn.name) is None:
         name = fn.name
         if name == "Classical.em" and len(args) >= 1:
+            el.classical = True
             p = to_formula(ctx, args[0], el.src)
             return _apply_args(el, ctx, t, Or(p, Not(p)), args[1:])
         if name in _UNARY and args:
