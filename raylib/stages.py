@@ -240,7 +240,7 @@ def invalidate_from(run_dir: Path, ref: StageRef, stages: Sequence[str]) -> int:
     ``ref.iteration`` None: the latest iteration that has a folder (the one the run stopped in).
     """
     run_dir = Path(run_dir)
-    iters = sorted(int(p.name[5:]) for p in run_dir.glob("iter_*") if p.name[5:].isdigit())
+    iters = iteration_dirs(run_dir)
     if not iters:
         return 0
     k = ref.iteration if ref.iteration is not None else iters[-1]
@@ -254,3 +254,43 @@ def invalidate_from(run_dir: Path, ref: StageRef, stages: Sequence[str]) -> int:
                     dropped += 1
     log.info("--from-stage iter_%d/%s: %d stage folders cleared to run again", k, ref.stage, dropped)
     return dropped
+
+
+# -- the run summary ------------------------------------------------------------------------------
+
+def iteration_dirs(run_dir: Path) -> list[int]:
+    """Iterations that hold at least one stage folder, in order."""
+    return sorted(int(p.name[5:]) for p in Path(run_dir).glob("iter_*")
+                  if p.name[5:].isdigit() and any(x.is_dir() for x in p.iterdir()))
+
+
+def run_summary(run_dir: Path) -> dict:
+    """``summary.json`` content from the stage records alone: the baseline (iteration 0), one entry per
+    finished iteration (its gate record complete) and the stage wall times, including unfinished ones."""
+    run_dir = Path(run_dir)
+    out: dict[str, Any] = {"iterations": [], "baseline": None, "in_progress": None}
+    for k in iteration_dirs(run_dir):
+        walls, recs = {}, {}
+        for d in sorted((run_dir / f"iter_{k}").iterdir()):
+            rec = Stage(run_dir, k, d.name).record() if d.is_dir() else None
+            if rec:
+                recs[d.name], walls[d.name] = rec, rec.get("wall_s")
+        ev = recs.get("evaluate", {}).get("outputs", {})
+        if k == 0:
+            if ev:
+                out["baseline"] = {"iteration": 0, "proof_rate_llm": ev.get("proof_rate_llm"),
+                                   "proof_rate_ebm": ev.get("proof_rate_ebm"), "stage_wall_s": walls,
+                                   "attempts": ev.get("attempts")}
+            continue
+        gate = recs.get("gate", {}).get("outputs")
+        if gate is None:
+            out["in_progress"] = {"iteration": k, "stages_complete": sorted(recs), "stage_wall_s": walls}
+            continue
+        prove = recs.get("prove", {}).get("outputs", {})
+        out["iterations"].append({
+            "iteration": k, "proof_rate_llm": ev.get("proof_rate_llm"), "proof_rate_ebm": ev.get("proof_rate_ebm"),
+            "promoted": gate.get("promote"), "reason": gate.get("reason"),
+            "current_proof_rate": (gate.get("current") or {}).get("proof_rate"),
+            "train_proof_rate": prove.get("proof_rate"), "stage_wall_s": walls,
+            "wall_s": round(sum(v for v in walls.values() if v), 2)})
+    return out
