@@ -2,7 +2,8 @@
 
 The Lean REPL (leanprover-community/repl) reads JSON requests separated by blank lines and answers each
 with a JSON object (pretty-printed over several lines) followed by a blank line. It has no timeout and
-grows in memory, so this class caps its address space (RLIMIT_AS), runs it in its own process group,
+grows in memory, so this class caps its address space (RLIMIT_AS, set by ``/bin/sh`` before it execs the
+REPL, so it holds from the first instruction), runs it in its own process group,
 and kills the whole group on a timeout, a malformed answer, or when asked to.
 """
 
@@ -11,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import resource
 import select
+import shutil
 import signal
 import subprocess
 import tempfile
@@ -20,6 +21,7 @@ import time
 from typing import Sequence
 
 log = logging.getLogger(__name__)
+SHELL = "/bin/sh"
 
 
 class ReplFailure(RuntimeError):
@@ -59,26 +61,38 @@ class ReplProcess:
         self.kill()
         self._stderr = tempfile.TemporaryFile()
         try:
+            self._check_program()
             self.proc = subprocess.Popen(
-                self.command, cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self._stderr, start_new_session=True, env=self.env,
-                preexec_fn=None if hasattr(resource, "prlimit") else self._limit_self)
+                self._capped_command(), cwd=self.cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=self._stderr, start_new_session=True, env=self.env)
         except FileNotFoundError as e:
             raise ReplCrash(f"cannot start REPL {self.command!r} (cwd={self.cwd!r}): {e.strerror}: "
                             f"{e.filename}; check env.lean_repl.command and cwd") from None
-        if self.memory_limit_bytes and hasattr(resource, "prlimit"):
-            try:
-                resource.prlimit(self.proc.pid, resource.RLIMIT_AS,
-                                 (self.memory_limit_bytes, self.memory_limit_bytes))
-            except (ProcessLookupError, OSError) as e:  # died at once; the first read reports it
-                log.warning("could not cap REPL memory: %s", e)
         self._buf.clear()
         self.requests = 0
         log.debug("started REPL pid %d: %s", self.proc.pid, " ".join(self.command))
 
-    def _limit_self(self) -> None:  # pragma: no cover - only where prlimit is missing (macOS)
-        if self.memory_limit_bytes:
-            resource.setrlimit(resource.RLIMIT_AS, (self.memory_limit_bytes, self.memory_limit_bytes))
+    def _capped_command(self) -> list[str]:
+        """The command run under the address-space cap from its first instruction.
+
+        ``/bin/sh`` sets RLIMIT_AS (``ulimit -v``, in KiB) and then execs the REPL in the same process, so
+        the cap is in place before the REPL's first instruction. (A ``preexec_fn`` would do the same but
+        runs Python between fork and exec, which can deadlock in a threaded Ray actor; ``prlimit`` after
+        the start leaves a window in which the REPL runs uncapped.)
+        """
+        if not self.memory_limit_bytes:
+            return self.command
+        kib = max(1, self.memory_limit_bytes // 1024)
+        return [SHELL, "-c", f'ulimit -v {kib} && exec "$@"', "repl-capped", *self.command]
+
+    def _check_program(self) -> None:
+        prog = self.command[0]
+        if os.sep in prog:
+            found = os.path.exists(os.path.join(self.cwd or ".", prog))
+        else:
+            found = shutil.which(prog, path=(self.env or os.environ).get("PATH")) is not None
+        if not found:
+            raise FileNotFoundError(2, "No such file or directory", prog)
 
     @property
     def alive(self) -> bool:
