@@ -182,3 +182,138 @@ def test_missing_program_is_a_clear_error():
     env = LeanReplEnv(ReplSettings(command=("no-such-lean-repl-binary",)))
     out = env.start(AND_SWAP)
     assert isinstance(out, LeanError) and "no-such-lean-repl-binary" in out.message
+
+
+# -- issue 10: rebuilds, replay failures, the memory cap, leases and versions ----------------------
+
+def test_unknown_proof_state_rebuilds_the_state_before_the_retry(env):
+    """The REPL forgets its states (``fault_forget``); the retry replays the path instead of reusing the id."""
+    s1 = env.run_tac(env.start(AND_SWAP), "constructor")
+    env.proc.request({"tactic": "fault_forget", "proofState": 0}, 5.0)  # the server drops every state
+    opens = env.stats["opens"]
+    s2 = env.run_tac(s1, "exact h.2")
+    assert isinstance(s2, State) and s2.goals[0].endswith("⊢ p")
+    assert env.stats["states_lost"] == 1 and env.stats["opens"] == opens + 1
+    assert env.stats["replayed_tactics"] == 1 and env.restarts == 0  # same process, state rebuilt
+
+
+def test_a_timeout_while_replaying_is_a_replay_failure_not_the_tactics_timeout():
+    slow, quick = make(timeout=5.0), make(timeout=0.5)
+    try:
+        s1 = slow.run_tac(slow.start(AND_SWAP), "fault_sleep 1.0")  # a step that takes 1 s (then skip)
+        assert isinstance(s1, State)
+        out = quick.run_tac(s1, "constructor")  # rebuilding s1 here replays the 1 s step: past 0.5 s
+        assert isinstance(out, LeanError) and out.infra and out.message.startswith("replay failed")
+        assert "no answer within 0.5 s" in out.message
+    finally:
+        slow.close()
+        quick.close()
+
+
+def test_memory_cap_holds_from_the_first_instruction(monkeypatch, tmp_path):
+    """The child reads its own RLIMIT_AS before doing anything else; a cap set after the start (the old
+    ``prlimit``, disabled here so no race can hide it) would not be there yet."""
+    import resource
+    import sys
+
+    from raylib.env.repl_process import ReplProcess
+
+    def no_prlimit(*a, **k):
+        raise OSError("prlimit disabled by the test")
+
+    monkeypatch.setattr(resource, "prlimit", no_prlimit, raising=False)
+    script = ("import json, resource, sys\nsoft = resource.getrlimit(resource.RLIMIT_AS)[0]\n"
+              "sys.stdin.readline()\nprint(json.dumps({'as': soft}))\nprint()\nsys.stdout.flush()\n"
+              "sys.stdin.read()\n")
+    p = ReplProcess([sys.executable, "-c", script], memory_limit_bytes=3 * 2**30)
+    try:
+        p.start()
+        assert p.request({"cmd": ""}, 10.0) == {"as": 3 * 2**30}
+    finally:
+        p.kill()
+
+
+def test_rebuild_replays_from_the_longest_prefix_held():
+    a, b = make(), make()
+    try:
+        s1 = a.run_tac(a.start(AND_SWAP), "constructor")
+        s2 = a.run_tac(s1, "exact h.2")
+        b.run_tac(b.start(AND_SWAP), "constructor")       # b holds the prefix ("constructor",)
+        before = dict(b.stats)
+        done = b.run_tac(s2, "exact h.1")
+        assert isinstance(done, Finished)
+        assert b.stats["replayed_tactics"] - before["replayed_tactics"] == 1   # only "exact h.2"
+        assert b.stats["opens"] == before["opens"]                           # no reopening
+    finally:
+        a.close()
+        b.close()
+
+
+def test_release_forgets_the_theorem_and_recycles_an_idle_process():
+    env = make(recycle_states=4)
+    try:
+        s = env.start(AND_SWAP)
+        for tac in ("constructor", "exact h.2"):
+            s = env.run_tac(s, tac)
+        other = env.start(IMP_SELF)
+        for _ in range(3):
+            assert isinstance(env.run_tac(other, "intro h"), State)
+        pid = env.proc.pid
+        env.release(AND_SWAP)                          # IMP_SELF is still live: no recycling
+        assert not any(k[0] == AND_SWAP for k in env._handles) and env.proc.pid == pid
+        assert env.stats["recycles"] == 0
+        env.release(IMP_SELF)                          # idle and past 4 states: recycled
+        assert env._handles == {} and not env.proc.alive and env.stats["recycles"] == 1
+        out = env.run_tac(s, "exact h.1")              # a released state still works: rebuilt by replay
+        assert isinstance(out, Finished) and env.proc.pid != pid
+        assert {"opens", "replayed_tactics", "requests", "restarts"} <= set(env.stats)
+    finally:
+        env.close()
+
+
+def test_versions_builtin_and_verification_axioms(env):
+    from raylib.env.versions import rayprover_version
+
+    assert env.versions()["backend"] == "lean_repl" and env.versions()["repl_commit"] is None  # no cwd: no project
+    builtin = LeanReplEnv(ReplSettings(command=builtin_command(False), backend="builtin"))
+    try:
+        assert builtin.versions() == {"backend": "builtin", "version": rayprover_version()}
+        v = builtin.verify(AND_SWAP, ["exact ⟨h.2, h.1⟩"])
+        assert v.ok and v.axioms == ()
+        em = Theorem("em_or", "theorem em_or (p : Prop) : p ∨ ¬p")
+        v = builtin.verify(em, ["exact Classical.em p"])
+        assert v.ok and v.axioms == ("propext", "Classical.choice", "Quot.sound")
+    finally:
+        builtin.close()
+
+
+def test_versions_of_a_lean_project(tmp_path, monkeypatch):
+    """A project with a ``lake-manifest.json`` (new and old formats), a FAKE ``lean`` on PATH and a git head."""
+    import json
+    import subprocess
+
+    from raylib.env.versions import repl_versions
+
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    lean = bin_dir / "lean"
+    lean.write_text("#!/bin/sh\necho 'Lean (version 4.9.0, x86_64-unknown-linux-gnu, commit 8f9843a4a5fe, Release)'\n")
+    lean.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    (proj / "lake-manifest.json").write_text(json.dumps({"version": 7, "packages": [
+        {"type": "git", "name": "mathlib", "rev": "a" * 40, "url": "https://github.com/leanprover-community/mathlib4"},
+        {"type": "git", "name": "REPL", "rev": "b" * 40, "url": "https://github.com/leanprover-community/repl"}]}))
+    got = repl_versions("lean_repl", ["lake", "exe", "repl"], str(proj))
+    assert got["lean"].startswith("Lean (version 4.9.0") and got["mathlib_commit"] == "a" * 40
+    assert got["repl_commit"] == "b" * 40 and got["backend"] == "lean_repl"
+    # the REPL's own checkout: old manifest format, the REPL commit is the git head
+    (proj / "lake-manifest.json").write_text(json.dumps({"version": 4, "packages": [
+        {"git": {"name": "mathlib", "rev": "c" * 40, "url": "u"}}]}))
+    git = ["git", "-c", "user.email=t@t", "-c", "user.name=t"]
+    subprocess.run(git + ["init", "-q", str(proj)], check=True)
+    subprocess.run(git + ["-C", str(proj), "commit", "-q", "--allow-empty", "-m", "x"], check=True)
+    head = subprocess.run(["git", "-C", str(proj), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    got = repl_versions("lean_repl", ["lake", "exe", "repl"], str(proj))
+    assert got["mathlib_commit"] == "c" * 40 and got["repl_commit"] == head

@@ -58,7 +58,7 @@ def repl_versions(backend: str, command: Sequence[str], cwd: str | None) -> dict
     revs = manifest_revs(project)
     lean = _run(["lean", "--version"], cwd)
     repl_commit = revs.get("repl")
-    if repl_commit is None:  # the project is the REPL itself
+    if repl_commit is None and cwd:  # the project is the REPL's own checkout
         repl_commit = _run(["git", "rev-parse", "HEAD"], cwd)
     return {"backend": backend, "lean": lean, "repl_commit": repl_commit, "mathlib_commit": revs.get("mathlib"),
             "command": " ".join(command)}
