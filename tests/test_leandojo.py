@@ -4,7 +4,10 @@ No traced repository and no Lean toolchain exist here, so the unit tests drive `
 FAKE ``lean_dojo`` module: it has the same names and shapes as lean_dojo 4.x (``LeanGitRepo``, ``Theorem``,
 ``Dojo`` as a context manager yielding ``(dojo, TacticState)``, ``run_tac`` answering ``TacticState``,
 ``ProofFinished``, ``LeanError``, ``ProofGivenUp``, and raising ``DojoCrashError`` /
-``DojoTacticTimeoutError``) over a scripted two-step proof. The real test is skipped unless
+``DojoTacticTimeoutError``) over a scripted two-step proof. Like the real Dojo, each fake Dojo numbers its
+own tactic states 0, 1, 2, ... and resolves a state by its id alone (the real one sends only the id to its
+Lean process), so a state used in a Dojo that did not make it lands on an unrelated state, as it would
+with real LeanDojo. The real test is skipped unless
 RAYPROVER_LEANDOJO_{REPO,COMMIT,FILE,THEOREM,TACTICS} name a traced repository and a proof.
 """
 
@@ -18,8 +21,9 @@ from raylib.env import Finished, GivenUp, LeanError, State, Theorem, Timeout
 from raylib.env import leandojo as backend
 
 
-def fake_lean_dojo(log):
+def fake_lean_dojo(log, live=None):
     m = types.SimpleNamespace()
+    live = set() if live is None else live
 
     @dataclass(frozen=True)
     class TacticState:
@@ -46,47 +50,63 @@ def fake_lean_dojo(log):
         pass
 
     script = {("⊢ p ∧ q", "constructor"): "case left\n⊢ p\n\ncase right\n⊢ q",
+              ("⊢ p ∧ q", "refine ⟨hp, ?_⟩"): "⊢ q",
+              ("⊢ q", "exact hq"): None,
               ("case left\n⊢ p\n\ncase right\n⊢ q", "exact hp"): "case right\n⊢ q",
               ("case right\n⊢ q", "exact hq"): None}
 
     class Dojo:
         def __init__(self, theorem, timeout=600):
-            self.theorem, self.alive = theorem, True
+            self.theorem, self.states = theorem, {}
+
+        def _new(self, pp):
+            st = TacticState(pp, len(self.states))  # ids count up per Dojo, as in lean_dojo
+            self.states[st.id] = pp
+            return st
 
         def __enter__(self):
             log.append("enter")
-            return self, TacticState("⊢ p ∧ q", 0)
+            live.add(self)
+            return self, self._new("⊢ p ∧ q")
 
         def __exit__(self, *exc):
             log.append("exit")
+            live.discard(self)
 
         def run_tac(self, state, tactic):
             log.append(tactic)
+            if self not in live:
+                raise DojoCrashError("the Dojo was closed")
             if tactic == "crash":
                 raise DojoCrashError("Lean died")
             if tactic == "spin":
                 raise DojoTacticTimeoutError()
             if tactic == "sorry_like":
                 return ProofGivenUp()
-            key = (state.pp, tactic)
+            pp = self.states.get(state.id)  # only the id reaches Lean
+            if pp is None:
+                return LeanError(f"invalid state id {state.id}")
+            key = (pp, tactic)
             if key not in script:
                 return LeanError(f"unknown tactic {tactic}")
             nxt = script[key]
-            return ProofFinished(state.id + 1) if nxt is None else TacticState(nxt, state.id + 1)
+            return ProofFinished(len(self.states)) if nxt is None else self._new(nxt)
 
     m.TacticState, m.ProofFinished, m.LeanError, m.ProofGivenUp = TacticState, ProofFinished, LeanError, ProofGivenUp
     m.DojoCrashError, m.DojoTacticTimeoutError, m.Dojo = DojoCrashError, DojoTacticTimeoutError, Dojo
     m.LeanGitRepo = lambda url, commit: (url, commit)
     m.Theorem = lambda repo, path, name: (repo, path, name)
+    m.live = live
     return m
 
 
 @pytest.fixture
 def env(monkeypatch):
     log = []
-    monkeypatch.setattr(backend, "import_lean_dojo", lambda: fake_lean_dojo(log))
+    fake = fake_lean_dojo(log)
+    monkeypatch.setattr(backend, "import_lean_dojo", lambda: fake)
     e = backend.LeanDojoEnv("https://example.invalid/repo", "abc123")
-    e.log = log
+    e.log, e.live = log, fake.live
     yield e
     e.close()
 
@@ -122,6 +142,44 @@ def test_verify_and_bad_theorem(env):
     assert not env.verify(THM, ["constructor", "sorry"]).ok
     out = env.start(Theorem("x", "theorem x : True"))
     assert isinstance(out, LeanError) and "file_path" in out.message
+
+
+def test_a_state_is_only_used_in_the_dojo_that_made_it(monkeypatch):
+    """Worker b gets a state made by worker a: b has its own state 1 (another goal), so the id alone
+    would land on the wrong state; b must rebuild a's state by replaying its path."""
+    log, live = [], set()
+    monkeypatch.setattr(backend, "import_lean_dojo", lambda: fake_lean_dojo(log, live))
+    a = backend.LeanDojoEnv("https://example.invalid/repo", "abc123")
+    b = backend.LeanDojoEnv("https://example.invalid/repo", "abc123")
+    try:
+        s1 = a.run_tac(a.start(THM), "constructor")                       # a's state 1: two goals
+        other = b.run_tac(b.start(THM), "refine ⟨hp, ?_⟩")                # b's state 1: ⊢ q
+        assert s1.handle.state.id == other.handle.state.id == 1
+        s2 = b.run_tac(s1, "exact hp")
+        assert isinstance(s2, State) and s2.goals == ("case right\n⊢ q",)
+        assert b.stats["replayed_tactics"] == 1
+        # a state of a Dojo that was closed is rebuilt in the new one too (same theorem, same worker)
+        a.release(THM)
+        s3 = a.run_tac(s1, "exact hp")
+        assert isinstance(s3, State) and s3.goals == ("case right\n⊢ q",)
+        assert isinstance(a.run_tac(s3, "exact hq"), Finished)
+    finally:
+        a.close()
+        b.close()
+    assert not live
+
+
+def test_release_closes_the_dojo_and_verify_leaves_the_search_alone(env):
+    s1 = env.run_tac(env.start(THM), "constructor")
+    assert len(env.live) == 1
+    assert env.verify(THM, ["constructor", "exact hp", "exact hq"]).ok
+    assert len(env.live) == 1                       # verify used a Dojo of its own and closed it
+    before = env.stats["opens"]
+    assert isinstance(env.run_tac(s1, "exact hp"), State) and env.stats["opens"] == before  # search Dojo kept
+    env.release(THM)                                # the search ended unproved: no Lean process left
+    assert not env.live and env.log[-1] == "exit"
+    assert set(env.versions()) >= {"backend", "lean_dojo", "repo", "repo_commit"}
+    assert env.versions()["repo_commit"] == "abc123"
 
 
 REAL = {k: os.environ.get(f"RAYPROVER_LEANDOJO_{k}") for k in ("REPO", "COMMIT", "FILE", "THEOREM", "TACTICS")}
