@@ -81,13 +81,16 @@ def measure(concurrency: int, args, env, gen) -> dict:
     import ray
 
     from actors.search_driver import SearchDriver
-    from jobs.prove import summarize
+    from actors.fleet import summarize
 
     drivers_n = min(concurrency, 4)
     per = concurrency // drivers_n
+    # the stand-in Lean is one async actor with unlimited concurrency: the old dealing (no leases) reaches it
     cfg = load_config(None, ["search.probe_tactics=[]", "search.num_candidates=2", "search.batch_expansion_size=1",
-                             f"workers.drivers={drivers_n}", f"workers.searches_per_driver={per}"])
-    drivers = [ray.remote(SearchDriver).options(num_cpus=0, max_concurrency=per).remote(cfg, [env], gen, None)
+                             f"workers.drivers={drivers_n}", f"workers.searches_per_driver={per}",
+                             "workers.lean_dealing=spread"])
+    names = {"lean": [env[1]], "generator": gen[1], "encoder": None}
+    drivers = [ray.remote(SearchDriver).options(num_cpus=0, max_concurrency=per).remote(cfg, names)
                for _ in range(drivers_n)]
     n = max(2 * concurrency, 8)
     theorems = [Theorem(f"chain_{i}", f"theorem chain_{i} : True") for i in range(n)]
@@ -144,15 +147,16 @@ def main(argv=None) -> dict:
     import ray
 
     ray.init(include_dashboard=False, configure_logging=False, log_to_driver=False)
-    env = ray.remote(ChainEnv).options(num_cpus=0).remote(args.lean_latency, args.steps)
-    gen = ray.remote(FixedGenerator).options(num_cpus=0).remote(args.gen_latency)
+    env = (ray.remote(ChainEnv).options(num_cpus=0, name="bench-lean").remote(args.lean_latency, args.steps),
+           "bench-lean")
+    gen = (ray.remote(FixedGenerator).options(num_cpus=0, name="bench-gen").remote(args.gen_latency), "bench-gen")
     levels = [measure(int(c), args, env, gen) for c in args.levels.split(",")]
     base = levels[0]["theorems_per_min"] / levels[0]["concurrency"]
     for lv in levels:
         lv["ideal_per_min"] = round(base * lv["concurrency"], 1)
         lv["efficiency"] = round(lv["theorems_per_min"] / lv["ideal_per_min"], 3)
-    env0 = ray.remote(ChainEnv).options(num_cpus=0).remote(0.0, args.steps)
-    gen0 = ray.remote(FixedGenerator).options(num_cpus=0).remote(0.0)
+    env0 = (ray.remote(ChainEnv).options(num_cpus=0, name="bench-lean0").remote(0.0, args.steps), "bench-lean0")
+    gen0 = (ray.remote(FixedGenerator).options(num_cpus=0, name="bench-gen0").remote(0.0), "bench-gen0")
     out = {"bench": "search_scaling", "machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores",
            "lean_latency_s": args.lean_latency, "gen_latency_s": args.gen_latency, "steps": args.steps,
            "levels": levels, "machinery": machinery(args, env0, gen0)}

@@ -3,21 +3,23 @@
     python -m jobs.prove [--config C] [--theorems FILE] [--limit N] [--iteration K] [--set KEY=VALUE ...]
 
 Starts a local Ray (``ray.address: null``) or joins a cluster (``ray job submit`` works unchanged).
-Writes under ``<run.root>/<run.name>/iter_<K>/prove/``: one trajectory parquet per finished theorem
-(atomic), ``results.jsonl`` (theorem, proved, proof, nodes, depth, time split; one line per theorem)
-and ``summary.json`` (proof rate, time split, unique tactics and children per expansion, Lean pass
-rate). Rerunning the same command skips finished theorems; actors that die mid-run are replaced and
-their theorems retried, so every theorem is accounted for once.
+Writes under ``<run.root>/<run.name>/iter_<K>/prove/``: one trajectory parquet per searched theorem
+(atomic), ``results.jsonl`` (theorem, outcome, proof, nodes, depth, time split, queue wait; one line per
+ended attempt, the last one counts) and ``summary.json`` (proof rate, with and without probe-tactic steps,
+outcomes, infrastructure errors, reused results, time split, Lean pass rate, environment versions).
+
+Each search leases one Lean worker for its life. A theorem's outcome is proved, exhausted, budget,
+timeout or start_failed; an infrastructure failure (actor died, engine error, worker lost) is retried
+with backoff and, past ``workers.infra_retries``, recorded as infra_error and redone by the next run.
+Rerunning the same command reuses results made by the same result-affecting config (search, model, env,
+value) and the same model and encoder fingerprints; anything else is redone.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import sys
-import time
 from pathlib import Path
 
 from raylib.config import Config, ConfigError, add_config_args, load_config
@@ -42,134 +44,11 @@ def prove_dir(cfg: Config, iteration: int) -> Path:
     return cfg.run_dir / f"iter_{iteration}" / "prove"
 
 
-def finished_theorems(results_path: Path) -> dict[str, dict]:
-    """Results already written (a torn last line from a crash is ignored and redone)."""
-    done: dict[str, dict] = {}
-    if results_path.is_file():
-        for line in results_path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[row["theorem"]] = row
-    return done
+def run(cfg: Config, theorems: list, iteration: int = 0, fleet=None) -> dict:
+    """Prove ``theorems`` into ``prove_dir(cfg, iteration)``; see ``actors.fleet.prove_theorems``."""
+    from actors.fleet import prove_theorems
 
-
-def _append(path: Path, row: dict) -> None:
-    with path.open("a", encoding="utf-8") as f:
-        f.write(json.dumps(row, ensure_ascii=False) + "\n")
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def start_actors(cfg: Config) -> dict:
-    import ray
-
-    from actors.encoder import EncoderActor
-    from actors.generator import GeneratorActor
-    from actors.lean_worker import lean_worker_pool
-    from actors.search_driver import SearchDriver
-
-    w = cfg.workers
-    has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-    gen_gpus = w.generator_gpus if w.generator_gpus is not None else (1 if has_gpu else 0)
-    generator = ray.remote(GeneratorActor).options(
-        num_cpus=1, num_gpus=gen_gpus, max_restarts=-1, max_task_retries=-1).remote(cfg)
-    encoder = None
-    if cfg.value.ebm_path and cfg.search.beta > 0:
-        enc_gpus = w.encoder_gpus if w.encoder_gpus is not None else gen_gpus
-        encoder = ray.remote(EncoderActor).options(
-            num_cpus=0, num_gpus=enc_gpus, max_restarts=-1, max_task_retries=-1).remote(cfg)
-    lean = lean_worker_pool(cfg)
-    driver_cls = ray.remote(SearchDriver).options(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                                                  max_concurrency=w.searches_per_driver)
-    drivers = [driver_cls.remote(cfg, lean, generator, encoder) for _ in range(w.drivers)]
-    fingerprints = {"generator": ray.get(generator.fingerprint.remote()),
-                    "encoder": ray.get(encoder.fingerprint.remote()) if encoder is not None else None}
-    return {"generator": generator, "encoder": encoder, "lean": lean, "drivers": drivers,
-            "fingerprints": fingerprints}
-
-
-def run(cfg: Config, theorems: list, iteration: int = 0, actors: dict | None = None) -> dict:
-    """Prove ``theorems`` (skipping finished ones) and return the summary; see the module docstring."""
-    import ray
-    from ray.exceptions import RayActorError
-    from tqdm import tqdm
-
-    from raylib.data.trajectory import write_trajectory
-    from raylib.rayutil import init_ray
-
-    out = prove_dir(cfg, iteration)
-    traj_dir = out / "trajectories"
-    traj_dir.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.jsonl"
-    done = finished_theorems(results_path)
-    todo = [t for t in theorems if t.name not in done]
-    log.info("%d theorems, %d already finished, %d to prove", len(theorems), len(theorems) - len(todo), len(todo))
-    init_ray(cfg)
-    actors = actors or start_actors(cfg)
-    drivers, fps = actors["drivers"], actors["fingerprints"]
-    capacity = cfg.workers.searches_per_driver
-    pending = list(reversed(todo))
-    attempts: dict[str, int] = {}
-    inflight: dict = {}  # ref -> (theorem, driver index)
-    load = [0] * len(drivers)
-    t0 = time.perf_counter()
-    bar = tqdm(total=len(theorems), initial=len(theorems) - len(todo), desc="prove", unit="thm")
-    while pending or inflight:
-        while pending and min(load) < capacity:
-            i = min(range(len(drivers)), key=lambda k: load[k])
-            thm = pending.pop()
-            attempts[thm.name] = attempts.get(thm.name, 0) + 1
-            ref = drivers[i].prove.remote(thm, cfg.run.name, iteration, fps)
-            inflight[ref] = (thm, i)
-            load[i] += 1
-        ready, _ = ray.wait(list(inflight), num_returns=1, timeout=1.0)
-        for ref in ready:
-            thm, i = inflight.pop(ref)
-            load[i] -= 1
-            try:
-                res = ray.get(ref)
-            except RayActorError as e:
-                if attempts[thm.name] < cfg.workers.max_attempts:
-                    log.warning("driver %d died while proving %s; retrying (%d/%d)", i, thm.name,
-                                attempts[thm.name], cfg.workers.max_attempts)
-                    pending.append(thm)
-                    continue
-                res = {"summary": {"theorem": thm.name, "proved": False, "verified": False,
-                                   "stop_reason": "error", "error": f"search driver died: {e}"},
-                       "proof": [], "rows": []}
-            if res["rows"]:
-                write_trajectory(res["rows"], traj_dir, thm.name)
-            row = {**res["summary"], "proof": res["proof"], "attempts": attempts[thm.name]}
-            _append(results_path, row)
-            done[thm.name] = row
-            bar.update(1)
-    bar.close()
-    names = {t.name for t in theorems}
-    summary = summarize([r for n, r in done.items() if n in names], cfg, fps, time.perf_counter() - t0)
-    (out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
-
-
-def summarize(rows: list[dict], cfg: Config, fingerprints: dict, wall_s: float) -> dict:
-    n = len(rows)
-    proved = [r for r in rows if r.get("proved") and r.get("verified", True)]
-    split = {k: sum(r.get(k) or 0.0 for r in rows) for k in ("generate_s", "lean_s", "ebm_s", "other_s")}
-    total = sum(split.values()) or 1.0
-
-    def mean(key):
-        vals = [r[key] for r in rows if r.get(key) is not None]
-        return round(sum(vals) / len(vals), 4) if vals else None
-
-    return {"config_hash": cfg.hash(), "fingerprints": fingerprints, "theorems": n, "proved": len(proved),
-            "proof_rate": round(len(proved) / n, 4) if n else 0.0,
-            "errors": sum(1 for r in rows if r.get("error")),
-            "time_split": {k.removesuffix("_s"): round(v / total, 4) for k, v in split.items()},
-            "search_seconds": {k: round(v, 3) for k, v in split.items()},
-            "mean_unique_tactics": mean("mean_unique_tactics"), "mean_children": mean("mean_children"),
-            "lean_pass_rate": mean("lean_pass_rate"), "ebm_top1_rate": mean("ebm_top1_rate"),
-            "mean_proof_depth": mean("proof_depth"), "wall_s": round(wall_s, 2)}
+    return prove_theorems(cfg, theorems, prove_dir(cfg, iteration), fleet=fleet, iteration=iteration)
 
 
 def main(argv=None) -> int:
@@ -188,8 +67,10 @@ def main(argv=None) -> int:
     except (ConfigError, TheoremFileError) as e:
         print(f"prove: {e}", file=sys.stderr)
         return 2
-    log.info("proved %d/%d (%.1f%%); time split %s; results in %s", summary["proved"], summary["theorems"],
-             100 * summary["proof_rate"], summary["time_split"], prove_dir(cfg, args.iteration))
+    log.info("proved %d/%d (%.1f%%, model only %.1f%%); outcomes %s; %d reused; results in %s",
+             summary["proved"], summary["theorems"], 100 * summary["proof_rate"],
+             100 * summary["proof_rate_model_only"], summary["outcomes"], summary["reused"],
+             prove_dir(cfg, args.iteration))
     return 0
 
 

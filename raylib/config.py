@@ -102,7 +102,15 @@ class WorkersSection(Section):
                                             "the cluster has a GPU, else 0")
     encoder_gpus: Optional[float] = Field(None, ge=0, description="GPUs for the EncoderActor; null: as generator")
     linger_ms: float = Field(5.0, ge=0, description="how long the generator/encoder wait to batch requests")
-    max_attempts: int = Field(3, ge=1, description="tries per theorem when an actor dies under it")
+    max_attempts: int = Field(3, ge=1, description="tries per Lean call when its worker dies under it")
+    leases_per_worker: int = Field(4, ge=1, description="searches one LeanWorker serves at once (each leases "
+                                   "it for its life); more wait for a free lease")
+    lean_dealing: Literal["lease", "spread"] = Field("lease", description="lease: a search's tactics go to its "
+                                                     "leased worker; spread: dealt over all workers (old, for "
+                                                     "comparison)")
+    infra_retries: int = Field(2, ge=0, description="retries of a theorem after an infrastructure failure; past "
+                               "them it is recorded infra_error and redone by the next run")
+    retry_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles at each retry")
 
 
 class ValueSection(Section):

@@ -41,7 +41,8 @@ def check_outputs(out, theorems):
     names = [r["theorem"] for r in rows]
     assert sorted(names) == sorted(t.name for t in theorems)  # every theorem once, none twice
     for r in rows:
-        if r.get("error") is None:
+        assert r["outcome"] in ("proved", "exhausted", "budget", "timeout"), r  # never infra_error
+        if r["outcome"] != "start_failed":
             table = read_trajectory(next((out / "trajectories").glob(f"*{r['theorem'][:20]}*")))
             ids = table.column("node_id").to_pylist()
             assert len(ids) == len(set(ids)) and ids[0] == 0
@@ -61,10 +62,14 @@ def test_prove_job_writes_results_and_resumes(local_ray, tmp_path, model_dir):
     assert summary["theorems"] == 6 and summary["proved"] == sum(r["proved"] and r["verified"] for r in rows)
     assert {r["theorem"] for r in rows if r["proved"]} >= {"imp_self", "and_intro"}
     assert set(summary["time_split"]) == {"generate", "lean", "ebm", "other"}
+    assert summary["outcomes"]["proved"] == summary["proved"] and summary["infra_errors"] == 0
+    assert summary["reused"] == 0 and summary["proof_rate_model_only"] <= summary["proof_rate"]
+    assert summary["env_versions"]
     assert summary["lean_pass_rate"] is not None and summary["mean_unique_tactics"] > 0
     before = (out / "results.jsonl").read_text()
     again = run(cfg, theorems)  # same command again: nothing redone, same summary counts
     assert (out / "results.jsonl").read_text() == before and again["proved"] == summary["proved"]
+    assert again["reused"] == len(theorems)
 
 
 def _kill_during(run_fn, killer, results_path, total):
@@ -84,40 +89,39 @@ def _kill_during(run_fn, killer, results_path, total):
 
 @pytest.mark.parametrize("fault", ["lean_process", "lean_actor", "driver_actor"])
 def test_prove_job_survives_faults(local_ray, tmp_path, model_dir, fault):
-    from jobs.prove import prove_dir, run, start_actors
+    from actors.fleet import start_actors
+    from jobs.prove import prove_dir, run
 
     theorems = builtin_theorems("generated", 200, 0)[:12]
     cfg = make_cfg(tmp_path, model_dir, "search.max_nodes=16")
-    actors = start_actors(cfg)
-    lean_pid = ray.get(actors["lean"][0].actor_pid.remote())
+    fleet = start_actors(cfg)
+    lean_pid = ray.get(fleet.lean[0].actor_pid.remote())
     killed = []
 
     def killer():
         if fault == "lean_process":
-            for w in actors["lean"]:
+            for w in fleet.lean:
                 pid = ray.get(w.process_pid.remote())
                 if pid:
                     os.kill(pid, signal.SIGKILL)
                     killed.append(pid)
         elif fault == "lean_actor":
-            ray.kill(actors["lean"][0], no_restart=False)
+            ray.kill(fleet.lean[0], no_restart=False)
         else:
-            ray.kill(actors["drivers"][0], no_restart=False)
+            ray.kill(fleet.drivers[0], no_restart=False)
 
-    summary = _kill_during(lambda: run(cfg, theorems, actors=actors), killer,
+    summary = _kill_during(lambda: run(cfg, theorems, fleet=fleet), killer,
                            prove_dir(cfg, 0) / "results.jsonl", len(theorems))
     rows = check_outputs(prove_dir(cfg, 0), theorems)
     assert summary["theorems"] == len(theorems)
     if fault == "lean_process":  # each client restarted its process and rebuilt its states by replay
-        assert killed and not set(killed) & {ray.get(w.process_pid.remote()) for w in actors["lean"]}
+        assert killed and not set(killed) & {ray.get(w.process_pid.remote()) for w in fleet.lean}
     elif fault == "lean_actor":  # Ray restarted the actor (calls that hit it failed over to the other)
-        assert ray.get(actors["lean"][0].actor_pid.remote()) != lean_pid
+        assert ray.get(fleet.lean[0].actor_pid.remote()) != lean_pid
     else:  # the theorems of the killed driver were handed to a driver again
         assert any(r["attempts"] > 1 for r in rows)
-    for group in actors.values():
-        for a in (group if isinstance(group, list) else [group]):
-            if a is not None and not isinstance(a, dict):
-                ray.kill(a)
+    assert summary["infra_errors"] == 0
+    fleet.shutdown()
 
 
 def test_prove_cli_refuses_a_missing_model_before_starting_ray(tmp_path, capsys, monkeypatch):

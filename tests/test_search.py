@@ -147,6 +147,7 @@ def test_oracle_guided_search_proves_textbook_theorems(env):
     for r in results:
         assert r.proved and r.verified and r.error is None and r.stop_reason == "proved", r.summary()
         assert r.proof == tuple(oracle_proof(r.theorem.statement))
+        assert r.summary()["probe_steps"] == 0  # the generator proposed every step (a probe it proposed counts as its)
         assert r.verify_messages == () and r.failed_verifications == ()
         assert 0 < r.lean_pass_rate < 1 and r.duplicate_states > 0  # errors and `skip` among the distractors
         assert len(r.unique_tactics_per_expansion) == len(r.children_per_expansion) == r.nodes_expanded
@@ -160,7 +161,7 @@ def test_oracle_guided_search_proves_textbook_theorems(env):
 def test_bad_generator_exhausts_max_nodes(env):
     search = BestFirstSearch(cfg(max_nodes=20, probe_tactics=[]), env, BadGenerator())
     r = asyncio.run(search.prove(THEOREMS["and_comm"]))
-    assert not r.proved and r.error is None and r.stop_reason == "max_nodes"
+    assert not r.proved and r.error is None and r.stop_reason == "budget"
     assert r.nodes_expanded == 20 and r.proof == () and r.proof_depth is None
     assert r.lean_pass_rate == 0.5 and dict(r.outcome_counts) == {"state": 20, "error": 20}
     assert not any(row["on_proof_path"] for row in r.rows("run", 0))
@@ -252,6 +253,7 @@ def test_probe_tactics_alone_prove_easy_theorems(env):
         assert r.proved and r.verified, r.summary()
         assert set(r.proof) <= set(DEFAULT_PROBE_TACTICS)
         assert all(n.probe for n in r.tree[1:] if n.on_proof_path)
+        assert r.summary()["probe_steps"] == len(r.proof) > 0
         check_proof_path(r)
 
 
@@ -292,11 +294,12 @@ def test_verify_off_accepts_finished_proof_unverified(env):
     assert r.proved and not r.verified and r.proof_depth == 2
 
 
-def test_start_failure_is_an_error_not_an_exception(env):
+def test_start_failure_is_the_theorems_outcome_not_an_exception(env):
     from raylib.env.theorems import Theorem
     bad = Theorem(name="bad", statement="theorem bad (p : Prop) : p ∧∧ q")
     r = asyncio.run(BestFirstSearch(cfg(), env, FixedGenerator()).prove(bad))
-    assert not r.proved and r.stop_reason == "error" and "could not start" in r.error and r.nodes_created == 0
+    assert not r.proved and r.stop_reason == "start_failed" and r.error is None and r.nodes_created == 0
+    assert r.start_message.startswith("error:") and r.summary()["start_message"] == r.start_message
 
 
 # config ---------------------------------------------------------------------------------------------

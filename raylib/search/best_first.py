@@ -16,9 +16,13 @@ that passes ends the search, one that fails is recorded and the search goes on. 
 states scored by the value function in one batch: finished states never reach it.
 
 Budgets: ``max_nodes`` expansions, ``max_depth`` (nodes that deep are not expanded), and
-``timeout_per_theorem`` of wall clock, after which the search returns what it has (a proof found in time
-is still verified). A failure while searching one theorem (generator, environment or value function raising)
-ends that theorem's search and is recorded in ``SearchResult.error``; it is never raised.
+``timeout_per_theorem`` of the search's own time, after which the search returns what it has (a proof
+found in time is still verified): waiting for a Lean lease, and calls' waits behind other searches' work
+in a worker's queue as the worker reports them, are credited to the deadline and reported as ``queue_s``.
+A theorem's outcome (``stop_reason``) is proved, exhausted, budget (max_nodes), timeout or start_failed
+(the statement does not elaborate). A failure while searching (generator, environment or value function
+raising) ends the search with stop reason ``error`` and the message in ``SearchResult.error``; it is never
+raised, and it is not the theorem's outcome: the prove stage retries it.
 
 Time split: the phases of a step run one after another, so ``generate_s`` / ``lean_s`` / ``ebm_s`` are the
 wall durations of their awaits (``start`` and ``verify`` count as Lean) and ``other_s`` is the rest.
@@ -43,7 +47,8 @@ from raylib.search.tree import FINISHED, VERIFY_FAILED, Node, NodeRecord
 
 log = logging.getLogger(__name__)
 
-STOP_REASONS = ("proved", "exhausted", "max_nodes", "timeout", "error")
+# A theorem's own outcomes, then "error": the search raised (an infrastructure failure: the caller retries it).
+STOP_REASONS = ("proved", "exhausted", "budget", "timeout", "start_failed", "error")
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,7 @@ class SearchResult:
     verified: bool                         # the proof passed the whole-proof re-check (False with verify off)
     verify_messages: tuple[str, ...]       # messages of that re-check
     failed_verifications: tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]  # (proof, messages) rejected
-    stop_reason: str                       # one of STOP_REASONS
+    stop_reason: str                       # one of STOP_REASONS ("budget": max_nodes expansions spent)
     nodes_expanded: int
     nodes_created: int                     # including the root and finished nodes
     proof_depth: Optional[int]             # number of tactics of the proof
@@ -74,7 +79,14 @@ class SearchResult:
     ebm_top1_hits: int                     # proof-path steps where the child had the strictly lowest energy
     ebm_top1_total: int                    # proof-path steps with the child and >= 1 sibling scored
     error: Optional[str] = None
+    start_message: Optional[str] = None    # why the statement did not start (stop_reason start_failed)
+    queue_s: float = 0.0                   # waiting for a Lean lease or in actors' queues (not in wall_s' budget)
     tree: tuple[NodeRecord, ...] = field(default=(), repr=False, compare=False)
+
+    @property
+    def probe_steps(self) -> int:
+        """Steps of the proof whose tactic came from the probe list, not the generator."""
+        return sum(1 for n in self.tree if n.on_proof_path and n.probe)
 
     @property
     def lean_pass_rate(self) -> Optional[float]:
@@ -104,7 +116,8 @@ class SearchResult:
                 "mean_unique_tactics": self.mean_unique_tactics, "mean_children": self.mean_children,
                 "duplicate_states": self.duplicate_states, "ebm_top1_rate": self.ebm_top1_rate,
                 "tactics_run": self.tactics_run, "failed_verifications": len(self.failed_verifications),
-                "error": self.error}
+                "probe_steps": self.probe_steps, "queue_s": self.queue_s, "error": self.error,
+                "start_message": self.start_message}
 
     def rows(self, run: str, iteration: int, statement: str = "", config_hash: str = "",
              generator_fingerprint: str = "", encoder_fingerprint: Optional[str] = None) -> list[dict[str, Any]]:
@@ -138,18 +151,37 @@ class BestFirstSearch:
         return self.value_fn is not None and self.cfg.beta > 0
 
     async def prove(self, theorem: Theorem) -> SearchResult:
-        """Search one theorem; never raises for a failure of this theorem (see ``SearchResult.error``)."""
-        run = _Run(self, theorem)
+        """Search one theorem; never raises for a failure of this theorem (see ``SearchResult.error``).
+
+        An environment offering ``session(theorem)`` (the Ray pool: a lease on one Lean worker) is asked
+        for one first; the search's clock starts once it has it, and the session is closed (its queued
+        calls cancelled, its proof states released) however the search ends.
+        """
+        opener = getattr(self.env, "session", None)
+        session = None
+        if opener is not None:
+            try:
+                session = await opener(theorem)
+            except Exception as e:  # noqa: BLE001 - no Lean worker: an infrastructure failure
+                run = _Run(self, theorem, self.env)
+                run.error, run.stop_reason = f"{type(e).__name__}: {e}", "error"
+                return run.result()
+        run = _Run(self, theorem, session if session is not None else self.env)
+        if session is not None:
+            run.queue_s = session.wait_s
         try:
             await run.search()
         except Exception as e:  # noqa: BLE001 - one theorem's failure is recorded, never raised
             log.warning("search of %s failed: %s: %s", theorem.name, type(e).__name__, e, exc_info=True)
             run.error, run.stop_reason = f"{type(e).__name__}: {e}", "error"
+        finally:
+            if session is not None:
+                await asyncio.shield(session.close(cancelled=run.stop_reason != "proved"))
         result = run.result()
-        log.info("%s: %s (%s) expanded=%d created=%d wall=%.2fs gen=%.2fs lean=%.2fs ebm=%.2fs",
+        log.info("%s: %s (%s) expanded=%d created=%d wall=%.2fs gen=%.2fs lean=%.2fs ebm=%.2fs queue=%.2fs",
                  theorem.name, "proved" if result.proved else "not proved", result.stop_reason,
                  result.nodes_expanded, result.nodes_created, result.wall_s, result.generate_s,
-                 result.lean_s, result.ebm_s)
+                 result.lean_s, result.ebm_s, result.queue_s)
         return result
 
     async def prove_many(self, theorems: Iterable[Theorem], concurrency: int = 1) -> list[SearchResult]:
@@ -166,8 +198,8 @@ class BestFirstSearch:
 class _Run:
     """The state of one theorem's search."""
 
-    def __init__(self, search: BestFirstSearch, theorem: Theorem):
-        self.s, self.cfg, self.theorem = search, search.cfg, theorem
+    def __init__(self, search: BestFirstSearch, theorem: Theorem, env: AsyncEnv):
+        self.s, self.cfg, self.theorem, self.env = search, search.cfg, theorem, env
         self.nodes: list[Node] = []
         self.frontier: list[tuple[float, int, Node]] = []
         self.seen: set[str] = set()
@@ -183,6 +215,8 @@ class _Run:
         self.verify_messages: tuple[str, ...] = ()
         self.stop_reason = "exhausted"
         self.error: Optional[str] = None
+        self.start_message: Optional[str] = None
+        self.queue_s = 0.0
         self.t0 = time.perf_counter()
         self.deadline = time.monotonic() + self.cfg.timeout_per_theorem
 
@@ -195,6 +229,8 @@ class _Run:
                 aw.close()
             raise _OutOfTime()
         t = time.perf_counter()
+        waits = getattr(self.env, "queue_waits", None)
+        seen = len(waits) if waits is not None else 0
         try:
             return await (asyncio.wait_for(aw, remaining) if deadline else aw)
         except asyncio.TimeoutError:
@@ -203,6 +239,10 @@ class _Run:
             raise
         finally:
             self.times[bucket] += time.perf_counter() - t
+            if waits is not None and len(waits) > seen:  # time queued behind other searches is not ours:
+                credit = max(waits[seen:])                # the deadline moves by the longest such wait
+                self.deadline += credit
+                self.queue_s += credit
 
     def _node(self, parent: Optional[Node], state: Optional[State], **kw) -> Node:
         node = Node(id=len(self.nodes), parent=parent, depth=parent.depth + 1 if parent else 0, state=state, **kw)
@@ -241,7 +281,7 @@ class _Run:
     async def _run_tacs(self, state: State, tactics: list[str]) -> list[tuple[object, float]]:
         """Outcomes of ``tactics`` on ``state``, each with its share of the call's seconds."""
         t = time.perf_counter()
-        outcomes = await run_tacs(self.s.env, state, tactics)
+        outcomes = await run_tacs(self.env, state, tactics)
         per = (time.perf_counter() - t) / max(1, len(tactics))
         return [(o, per) for o in outcomes]
 
@@ -253,9 +293,11 @@ class _Run:
             self.stop_reason = "timeout"
 
     async def _search(self) -> None:
-        start = await self._timed("lean", self.s.env.start(self.theorem))
-        if not isinstance(start, State):
-            raise RuntimeError(f"could not start {self.theorem.name}: {start.kind}: {getattr(start, 'message', '')}")
+        start = await self._timed("lean", self.env.start(self.theorem))
+        if not isinstance(start, State):  # the statement does not elaborate: the theorem's own outcome
+            self.stop_reason = "start_failed"
+            self.start_message = f"{start.kind}: {getattr(start, 'message', '')}"
+            return
         root = self._node(None, start)
         if self.s.uses_value:
             [root.energy] = await self._energies([root])
@@ -265,7 +307,7 @@ class _Run:
                 self.stop_reason = "exhausted"
                 return
             if self.expanded >= self.cfg.max_nodes:
-                self.stop_reason = "max_nodes"
+                self.stop_reason = "budget"
                 return
             k = min(self.cfg.batch_expansion_size, self.cfg.max_nodes - self.expanded, len(self.frontier))
             batch = [heapq.heappop(self.frontier)[2] for _ in range(k)]
@@ -333,7 +375,7 @@ class _Run:
         """Verify a finished node's proof whole; on success mark the proof path."""
         proof = node.tactics()
         if self.cfg.verify:
-            v = await self._timed("lean", self.s.env.verify(self.theorem, proof), deadline=False)
+            v = await self._timed("lean", self.env.verify(self.theorem, proof), deadline=False)
             node.verify_messages = tuple(v.messages)
             if not v.ok:
                 node.outcome = VERIFY_FAILED
@@ -374,7 +416,8 @@ class _Run:
             unique_tactics_per_expansion=tuple(self.unique), children_per_expansion=tuple(self.children),
             tactics_run=sum(self.kinds.values()), tactics_passed=self.kinds["state"] + self.kinds["finished"],
             duplicate_states=self.duplicates, outcome_counts=tuple(sorted(self.kinds.items())),
-            ebm_top1_hits=hits, ebm_top1_total=total, error=self.error,
+            ebm_top1_hits=hits, ebm_top1_total=total, error=self.error, start_message=self.start_message,
+            queue_s=self.queue_s,
             tree=tuple(n.record() for n in self.nodes))
 
 

@@ -148,16 +148,14 @@ class SFTResult:
 
 
 def model_fingerprint(model_dir: str | Path) -> str:
-    """The id in ``fingerprint.json`` if the directory has one, else a hash of config and weight sizes."""
+    """The id in ``fingerprint.json`` if the directory has one, else a sampled hash of the weights' content."""
+    from raylib.models.loading import model_hash
+
     d = Path(model_dir)
     fp = d / "fingerprint.json"
     if fp.is_file():
         return json.loads(fp.read_text()).get("id", "")
-    h = hashlib.sha256()
-    for f in sorted(d.glob("*.json")) + sorted(d.glob("*.safetensors")) + sorted(d.glob("*.bin")):
-        h.update(f.name.encode())
-        h.update(f.read_bytes() if f.suffix == ".json" else str(f.stat().st_size).encode())
-    return h.hexdigest()[:16]
+    return model_hash(d)
 
 
 def _example_files(examples: str | Path) -> tuple[Path, Path | None]:
