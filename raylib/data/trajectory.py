@@ -58,11 +58,15 @@ TRAJECTORY_SCHEMA = pa.schema([
     pa.field("generator_fingerprint", pa.string(), nullable=False),
     pa.field("encoder_fingerprint", pa.string(), nullable=True),
     pa.field("config_hash", pa.string(), nullable=False),
+    pa.field("env_versions", pa.string(), nullable=True),  # JSON of the env's versions() (Lean, REPL, Mathlib)
 ], metadata={b"rayprover.kind": b"trajectory", b"rayprover.version": b"1"})
 
 
 class TrajectoryError(ValueError):
     """A trajectory file or row that cannot be used; the message names the file and what is wrong."""
+
+
+ADDED_COLUMNS = ("env_versions",)  # nullable columns added after version 1; older files lack them
 
 
 def _safe_name(theorem: str) -> str:
@@ -158,6 +162,10 @@ def read_trajectory(path: str | Path) -> pa.Table:
         table = pq.read_table(path)
     except (pa.ArrowInvalid, OSError) as e:
         raise TrajectoryError(f"{path}: not a readable parquet file: {e}") from None
+    for name in ADDED_COLUMNS:  # files written before a column existed read back with nulls there
+        if name not in table.column_names:
+            field = TRAJECTORY_SCHEMA.field(name)
+            table = table.append_column(field, pa.nulls(table.num_rows, field.type))
     missing = [n for n in TRAJECTORY_SCHEMA.names if n not in table.column_names]
     if missing:
         raise TrajectoryError(f"{path}: missing trajectory columns {missing} "
