@@ -139,3 +139,49 @@ def test_without_faults_fault_tactics_are_unknown():
                            '{"tactic": "fault_exit", "proofState": 0}\n\n', timeout=30)
     assert p.returncode == 0
     assert _answers(out)[1]["message"] == "Lean error:\n<input>:1:0: unknown tactic"
+
+
+def test_print_axioms_answers_as_lean_does():
+    """Shapes as in Lean's `#print axioms` (an info message), e.g. "'foo' depends on axioms: [propext,
+    Classical.choice, Quot.sound]" for a classical proof and "'foo' does not depend on any axioms"."""
+    r = Repl()
+    cmd = ("theorem direct (p q : Prop) (h : p ∧ q) : q ∧ p := ⟨h.2, h.1⟩\n"
+           "theorem classical (p : Prop) : p ∨ ¬p := by\n  by_cases h : p\n  · exact Or.inl h\n  · exact Or.inr h\n"
+           "theorem em (p : Prop) : p ∨ ¬p := Classical.em p\n"
+           "theorem gap (p : Prop) : p → p := by sorry\n"
+           "theorem both (p : Prop) : ¬¬p → p := by\n  intro h\n  by_contra n\n  sorry")
+    env = r.handle({"cmd": cmd})["env"]
+
+    def ask(name):
+        out = r.handle({"cmd": f"#print axioms {name}", "env": env})
+        (m,) = out["messages"]
+        assert m["severity"] == "info" and m["pos"] == {"line": 1, "column": 0} and "env" in out
+        return m["data"]
+
+    assert ask("direct") == "'direct' does not depend on any axioms"
+    assert ask("classical") == "'classical' depends on axioms: [propext, Classical.choice, Quot.sound]"
+    assert ask("em") == "'em' depends on axioms: [propext, Classical.choice, Quot.sound]"
+    assert ask("gap") == "'gap' depends on axioms: [sorryAx]"
+    assert ask("both") == "'both' depends on axioms: [propext, sorryAx, Classical.choice, Quot.sound]"
+    out = r.handle({"cmd": "#print axioms nope", "env": env})
+    assert out["messages"][0]["severity"] == "error" and "unknown constant 'nope'" in out["messages"][0]["data"]
+
+
+def test_not_as_a_function_and_untyped_binders_elaborate_as_in_lean():
+    r = Repl()
+    assert r.handle({"cmd": "theorem a (p : Prop) (h : Not p) : p → False := by\n  intro hp\n  exact h hp"}) == {"env": 0}
+    assert r.handle({"cmd": "theorem b (p q) (h : And p q) : Or q p := Or.inl h.2"}) == {"env": 1}
+    out = r.handle({"cmd": "theorem c (p q) (h : p ∧ q) : q := by sorry"})
+    assert out["sorries"][0]["goal"] == "p q : Prop\nh : p ∧ q\n⊢ q"
+    out = r.handle({"cmd": "theorem d (p : Prop) : Not p p := sorry"})
+    assert out["messages"][0]["severity"] == "error"
+
+
+def test_control_characters_are_not_whitespace():
+    """Lean reads only space, tab and newline as whitespace; `\\x1c` (which Python's str.isspace accepts)
+    is an error, so a tactic holding it cannot pass here and then split differently in the whole proof."""
+    r = Repl()
+    s0 = r.handle({"cmd": "theorem t (p : Prop) (h : p) : p := by sorry"})["sorries"][0]["proofState"]
+    assert "proofState" in r.handle({"tactic": "exact h", "proofState": s0})
+    assert "Lean error" in r.handle({"tactic": "exact\x1ch", "proofState": s0})["message"]
+    assert "messages" in r.handle({"cmd": "theorem u (p : Prop) (h : p) : p := by\n  exact\x1ch"})

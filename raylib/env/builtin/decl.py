@@ -122,8 +122,10 @@ def _declaration(text: str, toks: list[Tok], res: CmdResult, known: dict) -> Non
                 ids.append(p.next())
             if not ids:
                 raise p.unexpected(p.peek(), "identifier")
-            p.expect(":")
-            ty = p.term()
+            ty = None  # an untyped binder `(p q)`: in this logic its type can only be Prop
+            if not p.at(close):
+                p.expect(":")
+                ty = p.term()
             p.expect(close)
             binders.append((ids, ty))
         p.expect(":", "':'")
@@ -141,7 +143,7 @@ def _declaration(text: str, toks: list[Tok], res: CmdResult, known: dict) -> Non
     try:
         ctx: tuple[Hyp, ...] = ()
         for ids, ty in binders:
-            is_prop = ty.__class__.__name__ == "Var" and getattr(ty, "name", "") == "Prop"
+            is_prop = ty is None or ty.__class__.__name__ == "Var" and getattr(ty, "name", "") == "Prop"
             f = None if is_prop else to_formula(ctx, ty, text)
             for it in ids:
                 if is_prop:

@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Optional
 
 from .formula import And, Atom, Bot, Formula, Iff, Imp, Not, Or, Top, show
-from .syntax import Ascribe, Conn, Term, Var
+from .syntax import App, Ascribe, Conn, Term, Var
 
 _UIDS = itertools.count(1)
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
@@ -170,7 +170,16 @@ def to_formula(ctx: Ctx, t: Term, src: str = "") -> Formula:
         return {"∧": And, "∨": Or, "→": Imp, "↔": Iff}[t.op](a, b)
     if isinstance(t, Ascribe):
         return to_formula(ctx, t.term, src)
+    if isinstance(t, App) and isinstance(t.fn, Var) and t.fn.name in _PREFIX_FORMERS \
+            and lookup(ctx, t.fn.name) is None:   # `Not a`, `And a b`, ... as Lean writes ¬a, a ∧ b
+        former, n = _PREFIX_FORMERS[t.fn.name]
+        if len(t.args) != n:
+            raise LeanError(f"type expected, got\n  {_src(src, t)}", t.span)
+        return former(*(to_formula(ctx, a, src) for a in t.args))
     raise LeanError(f"type expected, got\n  {_src(src, t)}", t.span)
+
+
+_PREFIX_FORMERS = {"Not": (Not, 1), "And": (And, 2), "Or": (Or, 2), "Iff": (Iff, 2)}
 
 
 def _src(src: str, t: Term) -> str:
