@@ -149,3 +149,15 @@ def test_training_resumes_after_a_kill_without_repeating_steps(tmp_path, data):
         assert again.cached and again.steps == 12
     finally:
         ray.shutdown()
+
+
+def test_cli_refuses_bad_input_before_ray(tmp_path, data, caplog):
+    from jobs.train_ebm import main
+
+    traj, emb = data
+    assert main(["--trajectories", str(traj / "*.parquet"), "--embeddings", str(emb), "--out", str(tmp_path / "o"),
+                 "--fingerprint", "other"]) == 2
+    assert f"{emb}: embeddings folder holds fingerprint" in caplog.text
+    assert main(["--trajectories", str(tmp_path / "none*.parquet"), "--embeddings", str(emb),
+                 "--out", str(tmp_path / "o")]) == 2
+    assert not (tmp_path / "o").exists()

@@ -142,12 +142,14 @@ def _section(cfg) -> EBMSection:
 
 def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddings_dir: str | Path,
               out_dir: str | Path, fingerprint: str | None = None, config_hash: str = "",
-              interrupt_after_step: int | None = None, callbacks: Sequence[Any] = ()) -> EBMResult:
+              interrupt_after_step: int | None = None, callbacks: Sequence[Any] = (),
+              data: EBMData | None = None) -> EBMResult:
     """Train and save ``out_dir/ebm``; resume or skip as the files in ``out_dir`` say. Needs Ray up.
 
     ``cfg``: a ``Config`` (its ``ebm`` section is used) or an ``EBMSection``. ``fingerprint``: the encoder
     fingerprint the embeddings must have (None: the folder's own). ``interrupt_after_step`` (tests)
-    makes the workers fail right after the checkpoint of that step. Raises TrajectoryError,
+    makes the workers fail right after the checkpoint of that step. ``data``: the result of
+    ``prepare_ebm_data`` for these inputs when the caller already checked them. Raises TrajectoryError,
     EmbeddingsError or SamplerError (naming the file and what to do) before any work.
     """
     import ray
@@ -161,7 +163,7 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
     ebm = _section(cfg)
     if ebm.batch_size % ebm.num_workers:
         raise ValueError(f"ebm.batch_size {ebm.batch_size} must be a multiple of ebm.num_workers {ebm.num_workers}")
-    data = prepare_ebm_data(ebm, trajectory_files, embeddings_dir, fingerprint)
+    data = data or prepare_ebm_data(ebm, trajectory_files, embeddings_dir, fingerprint)
     out = Path(out_dir).resolve()
     rkey = resume_key(ebm, data.data_hash)
     run_name = "ebm-" + json_hash(rkey)
