@@ -30,7 +30,8 @@ def test_encoder_is_batch_invariant_and_fingerprinted(model_dir):
     alone = np.stack([enc.encode([s])[0] for s in STATES])
     assert together.shape == (4, 128) and together.dtype == np.float32
     np.testing.assert_allclose(together, alone, atol=1e-4)  # padding never leaks into the mean
-    assert enc.fingerprint().endswith("/base/float32/mean")
+    assert enc.fingerprint().endswith("/base/float32/mean/512")
+    assert StateEncoder(model_dir, device="cpu", max_length=64).fingerprint().endswith("/base/float32/mean/64")
     assert StateEncoder(model_dir, device="cpu", pooling="last").fingerprint() != enc.fingerprint()
 
 

@@ -145,13 +145,13 @@ class _CharTokenizer:
 
 def test_collator_cuts_long_completion_without_duplicating_a_short_prompt():
     col = Collator(_CharTokenizer(), max_len=32, tail=8)
-    ids, labels = col.encode("P" * 5, "C" * 100)  # short prompt, long completion
+    ids, labels = col.encode("P" * 5, "C" * 100)  # short prompt, long completion: the prompt stays whole
     assert ids[:5] == list(range(1000, 1005)) and labels[:5] == [-100] * 5
-    assert ids[5:] == list(range(2000, 2016)) and len(ids) == 21 and col.truncated == 1
-    ids, labels = col.encode("P" * 40, "C" * 100)  # both long: prompt head + tail around a cut middle
-    assert len(ids) == 32 and ids[:16] == list(range(1000, 1008)) + list(range(1032, 1040))
-    ids, _ = col.encode("P" * 40, "C" * 3)  # short completion (+ EOS) kept whole, the prompt's middle cut
-    assert ids[-4:] == [2000, 2001, 2002, 2] and ids[:28] == list(range(1000, 1020)) + list(range(1032, 1040))
+    assert ids[5:] == list(range(2000, 2027)) and len(ids) == 32 and col.truncated == 1
+    ids, labels = col.encode("P" * 40, "C" * 100)  # both long: each keeps half, the prompt cut by the policy
+    assert len(ids) == 32 and labels[:16] == [-100] * 16 and ids[16:] == list(range(2000, 2016))
+    ids, _ = col.encode("P" * 40, "C" * 3)  # short completion (+ EOS) kept whole; the prompt's line is cut
+    assert ids[-4:] == [2000, 2001, 2002, 2] and len(ids) == len("⋯ 1 hypothesis cut") + 4
     ids, _ = col.encode("P" * 10, "C" * 10)  # fits: untouched
     assert ids == list(range(1000, 1010)) + list(range(2000, 2010)) + [2] and col.truncated == 3
 

@@ -101,3 +101,11 @@ def test_lora_changes_outputs_with_fresh_ids(smoke):
     assert [r[0][2] for r in report["greedy_v1"]] != base
     # version 2 has new weights at the same path: served fresh, it answers differently from version 1
     assert [r[0][2] for r in report["greedy_v2"]] != [r[0][2] for r in report["greedy_v1"]]
+
+
+def test_over_long_state_is_cut_not_refused(smoke):
+    """A state longer than max_model_len reaches vLLM cut by the truncation policy (vLLM raises otherwise)."""
+    report, _ = smoke
+    assert report["long_state_tokens"] > report["context_len"]
+    assert len(report["long_state"][0]) == 2
+    assert report["truncation"]["truncated"] == 1 and report["truncation"]["hypotheses_cut"] > 0

@@ -1,9 +1,17 @@
 """State encoder: an LLM's hidden states pooled into one embedding per proof state.
 
-Batches are built under a token budget after sorting states by length (the field saw 0.4% of encodes run
-out of memory with fixed-size batches). Every embedding carries a fingerprint of (model, adapter, dtype,
-pooling): an EBM trained on one fingerprint refuses embeddings of another (bf16 vs fp16 embeddings of the
-same model differ, cosine 0.945 in the field).
+* The model runs in the configured dtype; the last hidden states are pooled (``mean`` over the state's
+  tokens or the ``last`` token) and returned as float32.
+* A state longer than ``max_length`` tokens is cut by the one truncation policy
+  (``raylib.models.truncate``: ``⊢`` targets and case tags kept, hypotheses dropped); ``truncation``
+  counts the cuts.
+* Batches are built under a token budget after sorting states by length (``token_budget_batches``, the
+  one place that does it: the field saw 0.4% of encodes run out of memory with fixed-size batches).
+* Every batch is checked: an all-zero, NaN or Inf embedding raises ``EmbeddingCheckError`` naming the
+  state (an encode server in the field returned all-zero hidden states for 10-18% of requests).
+* Every embedding carries the fingerprint of (model, adapter, dtype, pooling, max length): an EBM
+  trained on one fingerprint refuses embeddings of another (bf16 vs fp16 embeddings of the same model
+  differ, cosine 0.945 in the field).
 """
 
 from __future__ import annotations
@@ -12,11 +20,39 @@ import logging
 from pathlib import Path
 from typing import Sequence
 
+from raylib.hashing import state_hash
 from raylib.models.loading import (check_adapter_dir, check_model_dir, load_causal_lm, load_tokenizer, model_hash,
                                    resolve_device)
+from raylib.models.truncate import TruncationStats, truncate_state
 
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "last")
+
+__all__ = ["POOLINGS", "EmbeddingCheckError", "StateEncoder", "check_embeddings", "encoder_fingerprint",
+           "token_budget_batches"]
+
+
+class EmbeddingCheckError(RuntimeError):
+    """The encoder produced an unusable embedding (all zeros, NaN or Inf); the message names the state."""
+
+
+def check_embeddings(array, states: Sequence[str]) -> None:
+    """Raise EmbeddingCheckError naming the first state whose embedding row is all-zero, NaN or Inf."""
+    import numpy as np
+
+    bad_value = ~np.isfinite(array).all(axis=1)
+    zero = ~np.any(array != 0, axis=1)
+    for i in np.flatnonzero(bad_value | zero):
+        what = "NaN or Inf values" if bad_value[i] else "all zeros"
+        text = states[i] if len(states[i]) <= 200 else states[i][:200] + "…"
+        raise EmbeddingCheckError(
+            f"encoder produced {what} for state {state_hash(states[i])} ({int(bad_value.sum() + zero.sum())} of "
+            f"{len(states)} in the batch): {text!r}; check the model, dtype and device")
+
+
+def encoder_fingerprint(model_hash_: str, adapter_tag: str, dtype: str, pooling: str, max_length: int) -> str:
+    """``<model hash>/<adapter tag or base>/<dtype>/<pooling>/<max length>``: what makes embeddings comparable."""
+    return f"{model_hash_}/{adapter_tag}/{dtype}/{pooling}/{max_length}"
 
 
 def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_items: int | None = None) -> list[list[int]]:
@@ -40,6 +76,8 @@ def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_items: int
 
 
 class StateEncoder:
+    """Encodes proof states into float32 embeddings; see the module docstring."""
+
     def __init__(self, model_path: str | Path, adapter: str | Path | None = None, dtype: str = "float32",
                  device: str = "auto", pooling: str = "mean", max_length: int = 512,
                  max_batch_tokens: int = 16384):
@@ -49,13 +87,14 @@ class StateEncoder:
         self.adapter = str(check_adapter_dir(adapter)) if adapter else None
         self.dtype, self.pooling, self.max_length = dtype, pooling, max_length
         self.max_batch_tokens = max_batch_tokens
+        self.truncation = TruncationStats()
         self.device = resolve_device(device)
         self.tokenizer = load_tokenizer(self.model_path, padding_side="right")
         self.model = load_causal_lm(self.model_path, dtype=dtype, device=self.device, adapter=self.adapter)
         self.model.eval()
         self._decoder = self.model.get_decoder()  # with a LoRA adapter, its layers carry the adapter
         adapter_tag = model_hash(self.adapter) if self.adapter else "base"
-        self._fingerprint = f"{model_hash(self.model_path)}/{adapter_tag}/{dtype}/{pooling}"
+        self._fingerprint = encoder_fingerprint(model_hash(self.model_path), adapter_tag, dtype, pooling, max_length)
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -64,15 +103,29 @@ class StateEncoder:
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def encode(self, states: Sequence[str]):
-        """float32 numpy array of shape (len(states), hidden_size), in the order given."""
+    def token_ids(self, states: Sequence[str]) -> list[list[int]]:
+        """Token ids of each state, a state over ``max_length`` tokens cut by the truncation policy."""
+        ids = self.tokenizer(list(states))["input_ids"]
+        for i, x in enumerate(ids):
+            if len(x) > self.max_length:
+                cut = truncate_state(states[i], self.tokenizer, self.max_length)
+                self.truncation.add(cut)
+                ids[i] = self.tokenizer(cut.text)["input_ids"]
+        return ids
+
+    def encode(self, states: Sequence[str], ids: list[list[int]] | None = None):
+        """float32 numpy array of shape (len(states), hidden_size), in the order given.
+
+        ``ids`` (from ``token_ids``) skips tokenizing again. Raises EmbeddingCheckError when a row is
+        all-zero, NaN or Inf.
+        """
         import numpy as np
         import torch
 
         out = np.zeros((len(states), self.dim), dtype=np.float32)
         if not states:
             return out
-        ids = self.tokenizer(list(states), truncation=True, max_length=self.max_length)["input_ids"]
+        ids = self.token_ids(states) if ids is None else ids
         for batch in token_budget_batches([len(x) for x in ids], self.max_batch_tokens):
             enc = self.tokenizer.pad({"input_ids": [ids[i] for i in batch]}, return_tensors="pt")
             enc = {k: v.to(self.device) for k, v in enc.items()}
@@ -84,5 +137,7 @@ class StateEncoder:
             else:
                 last = enc["attention_mask"].sum(1) - 1
                 pooled = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-            out[batch] = pooled.cpu().numpy()
+            rows = pooled.cpu().numpy()
+            check_embeddings(rows, [states[i] for i in batch])
+            out[batch] = rows
         return out

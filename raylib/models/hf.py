@@ -7,6 +7,10 @@ Decoding, per chunk of prompts (left-padded, KV cache, ``num_return_sequences=n`
 * ``temperature == 0`` and ``n > 1``: beam search of width ``n`` returning all ``n`` beams (greedy
   would return one tactic ``n`` times).
 
+Prompts: a state longer than the prompt budget (``max_prompt_tokens``, at most the model's context
+minus ``max_tokens``) is cut by the one truncation policy (``raylib.models.prompt.fit_prompt``: targets
+and case tags kept, hypotheses dropped); ``truncation`` counts the cuts.
+
 A completion ends at the first EOS token or at the token that completes ``prompt.END_MARKER``; a
 completion with neither is cut at ``max_tokens`` and kept (Lean rejects it if it is malformed).
 
@@ -30,7 +34,8 @@ from raylib.env.filter import TacticFilter
 from raylib.models.generator import Candidate, postprocess
 from raylib.models.loading import (adapter_tag, attach_adapter, check_adapter_dir, check_model_dir,
                                    load_causal_lm, load_tokenizer, model_hash, resolve_device)
-from raylib.models.prompt import END_MARKER, extract_tactic, format_prompt, validate_template
+from raylib.models.prompt import END_MARKER, extract_tactic, fit_prompt, validate_template
+from raylib.models.truncate import TruncationStats
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +55,7 @@ class HFGenerator:
     def __init__(self, model_path: str | Path, adapter: str | Path | None = None, dtype: str = "float32",
                  device: str = "auto", tactic_filter: TacticFilter | None = None, template: str | None = None,
                  max_batch_prompts: int = 16, max_batch_tokens: int | None = None,
-                 adapter_version: str | int | None = None):
+                 adapter_version: str | int | None = None, max_prompt_tokens: int | None = None):
         if max_batch_prompts < 1:
             raise ValueError(f"max_batch_prompts must be >= 1, got {max_batch_prompts}")
         self.model_path = str(check_model_dir(model_path))
@@ -60,6 +65,8 @@ class HFGenerator:
         self.tactic_filter = tactic_filter
         self.max_batch_prompts = max_batch_prompts
         self.max_batch_tokens = max_batch_tokens
+        self.max_prompt_tokens = max_prompt_tokens
+        self.truncation = TruncationStats()
         self.tokenizer = load_tokenizer(self.model_path, padding_side="left")
         self._model_hash = model_hash(self.model_path)
         self._adapter_tag = "base"
@@ -116,7 +123,7 @@ class HFGenerator:
             raise ValueError(f"n and max_tokens must be >= 1 (got n={n}, max_tokens={max_tokens})")
         if temperature < 0:
             raise ValueError(f"temperature must be >= 0, got {temperature}")
-        prompts = [format_prompt(s, self.template) for s in states]
+        prompts = self._prompts(states, max_tokens)
         lengths = [len(self.tokenizer(p)["input_ids"]) for p in prompts]
         order = sorted(range(len(prompts)), key=lambda i: lengths[i])  # similar lengths share a batch
         out: list[list[Sample]] = [[] for _ in prompts]
@@ -125,6 +132,29 @@ class HFGenerator:
             for i, r in zip(chunk, results):
                 out[i] = r
         return out
+
+    def prompt_budget(self, max_tokens: int) -> int:
+        """Longest prompt in tokens: the model's context minus ``max_tokens``, capped by max_prompt_tokens."""
+        ctx = getattr(self.model.config, "max_position_embeddings", None)
+        budget = ctx - max_tokens if ctx else None
+        if self.max_prompt_tokens is not None:
+            budget = self.max_prompt_tokens if budget is None else min(budget, self.max_prompt_tokens)
+        if budget is None:
+            return 1 << 30
+        if budget < 1:
+            raise ValueError(f"max_tokens {max_tokens} leaves no room for a prompt in the model's context {ctx}")
+        return budget
+
+    def _prompts(self, states: Sequence[str], max_tokens: int) -> list[str]:
+        budget = self.prompt_budget(max_tokens)
+        prompts = []
+        for s in states:
+            prompt, cut = fit_prompt(s, self.tokenizer, budget, self.template)
+            self.truncation.add(cut)
+            if cut.truncated:
+                log.debug("state cut to fit %d prompt tokens: %d hypotheses dropped", budget, cut.cut)
+            prompts.append(prompt)
+        return prompts
 
     def _chunks(self, order: list[int], lengths: list[int], n: int, max_tokens: int):
         chunk: list[int] = []

@@ -9,6 +9,9 @@ stops at EOS or at ``END_MARKER`` and the text is cut there with ``extract_tacti
 several lines (``induction n with`` / ``| zero => ...``) survives generation intact; Lean tactic
 blocks do not contain blank lines.
 
+A state too long for the token limit is cut by the one truncation policy (``raylib.models.truncate``)
+before it is formatted: ``fit_prompt`` keeps the ``⊢`` targets and case tags and drops hypotheses.
+
 Templates substitute ``{state}`` with ``str.replace`` (not ``str.format``), so Lean braces such as
 ``{α : Type}`` in a template or a state need no escaping.
 """
@@ -17,7 +20,7 @@ from __future__ import annotations
 
 __all__ = [
     "DEFAULT_TEMPLATE", "END_MARKER", "STATE_FIELD", "TemplateError",
-    "validate_template", "format_prompt", "format_example", "extract_tactic",
+    "validate_template", "format_prompt", "format_example", "extract_tactic", "fit_prompt", "split_prompt",
 ]
 
 STATE_FIELD = "{state}"
@@ -72,3 +75,23 @@ def format_example(state: str, tactic: str, template: str | None = None) -> tupl
 def extract_tactic(completion: str) -> str:
     """The tactic in a generated completion: text before the first END_MARKER, stripped."""
     return completion.split(END_MARKER, 1)[0].strip()
+
+
+def fit_prompt(state: str, tokenizer, max_tokens: int, template: str | None = None):
+    """``(prompt, Truncated)``: the prompt for ``state`` cut by the truncation policy so that it has at most
+    ``max_tokens`` tokens (special tokens included). Raises TruncationError when the template alone
+    does not fit."""
+    from raylib.models.truncate import truncate_state
+
+    tmpl = validate_template(DEFAULT_TEMPLATE if template is None else template)
+    t = truncate_state(state.strip("\n"), tokenizer, max_tokens, wrap=lambda s: format_prompt(s, tmpl))
+    return format_prompt(t.text, tmpl), t
+
+
+def split_prompt(prompt: str, template: str | None = None) -> str | None:
+    """The state inside a prompt made by ``format_prompt`` with ``template``; None if it was not."""
+    tmpl = validate_template(DEFAULT_TEMPLATE if template is None else template)
+    head, _, tail = tmpl.partition(STATE_FIELD)
+    if len(prompt) >= len(head) + len(tail) and prompt.startswith(head) and prompt.endswith(tail):
+        return prompt[len(head):len(prompt) - len(tail)]
+    return None

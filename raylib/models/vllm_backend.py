@@ -8,6 +8,9 @@
   quantity as the HF backend.
 * ``temperature == 0`` is greedy: vLLM refuses ``n > 1`` with greedy sampling, so one candidate comes
   back (the HF backend runs beam search there instead).
+* Prompts never exceed the engine's context: a state longer than ``max_model_len`` (or the model's
+  context) minus ``max_tokens`` is cut by the one truncation policy (``raylib.models.prompt.fit_prompt``)
+  before vLLM sees it (vLLM raises on an over-long prompt); ``truncation`` counts the cuts.
 * LoRA: ``load_adapter(path, version)`` makes a ``LoRARequest`` with a fresh ``lora_int_id`` for every
   call (a reused id would serve the old adapter's prefix cache); later requests use it.
 * The engine lives on an event loop owned by this object (a daemon thread): ``generate`` (sync) and
@@ -35,8 +38,9 @@ from typing import Any, Sequence
 
 from raylib.env.filter import TacticFilter
 from raylib.models.generator import Candidate, postprocess
-from raylib.models.loading import adapter_tag, check_adapter_dir, check_model_dir, model_hash
-from raylib.models.prompt import END_MARKER, extract_tactic, format_prompt, validate_template
+from raylib.models.loading import adapter_tag, check_adapter_dir, check_model_dir, load_tokenizer, model_hash
+from raylib.models.prompt import END_MARKER, extract_tactic, fit_prompt, validate_template
+from raylib.models.truncate import TruncationStats
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +94,9 @@ class VLLMGenerator:
         self._model_hash = model_hash(self.model_path)
         self._adapter_tag = "base"
         self._lora = None
+        self.tokenizer = load_tokenizer(self.model_path)
+        self.context_len = max_model_len or _model_context(self.model_path)
+        self.truncation = TruncationStats()
         args = AsyncEngineArgs(
             model=self.model_path, tokenizer=self.model_path, dtype=dtype, seed=seed,
             gpu_memory_utilization=gpu_memory_utilization, max_model_len=max_model_len,
@@ -189,13 +196,40 @@ class VLLMGenerator:
             n=n if temperature > 0 else 1, temperature=float(temperature), top_p=1.0, top_k=0,
             max_tokens=max_tokens, logprobs=0, stop=[END_MARKER])
         lora = self._lora  # one adapter for the whole call, even if another is loaded meanwhile
-        return await asyncio.gather(*(self._one(format_prompt(s, self.template), params, lora) for s in states))
+        return await asyncio.gather(*(self._one(p, params, lora) for p in self._prompts(states, max_tokens)))
+
+    def prompt_budget(self, max_tokens: int) -> int:
+        """Longest prompt in tokens the engine accepts with ``max_tokens`` to generate."""
+        if not self.context_len:
+            return 1 << 30
+        budget = self.context_len - max_tokens
+        if budget < 1:
+            raise ValueError(f"max_tokens {max_tokens} leaves no room for a prompt in max_model_len {self.context_len}")
+        return budget
+
+    def _prompts(self, states: Sequence[str], max_tokens: int) -> list[str]:
+        budget = self.prompt_budget(max_tokens)
+        out = []
+        for s in states:
+            prompt, cut = fit_prompt(s, self.tokenizer, budget, self.template)
+            self.truncation.add(cut)
+            out.append(prompt)
+        return out
 
     async def _one(self, prompt: str, params, lora) -> list[tuple[str, float, tuple[int, ...]]]:
         outputs = []
         async for out in self.engine.generate(prompt, params, request_id=uuid.uuid4().hex, lora_request=lora):
             outputs.extend(out.outputs)  # FINAL_ONLY: one message with all n samples
         return [(extract_tactic(o.text), float(o.cumulative_logprob), tuple(o.token_ids)) for o in outputs]
+
+
+def _model_context(model_path: str) -> int | None:
+    """The model's context length from its config.json (max_position_embeddings), or None."""
+    try:
+        cfg = json.loads((Path(model_path) / "config.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return cfg.get("max_position_embeddings")
 
 
 def _running_loop():
@@ -230,6 +264,13 @@ def _smoke(argv: list[str] | None = None) -> int:
         report["greedy_base"] = g.generate_raw(states, 1, 0.0, a.max_tokens)
         report["async"] = [[[c.tactic, c.logprob] for c in row]
                            for row in asyncio.run(g.agenerate(states, a.n, 1.0, a.max_tokens))]
+        # A state far longer than the engine's context: cut by the truncation policy, never refused by vLLM.
+        long_state = "\n".join(f"h{i} : p ∧ q → p ∨ q ∧ r{i}" for i in range((g.context_len or 1024) // 4))
+        long_state += "\n⊢ q ∧ p"
+        report["long_state_tokens"] = len(g.tokenizer(long_state)["input_ids"])
+        report["context_len"] = g.context_len
+        report["long_state"] = g.generate_raw([long_state], 2, 1.0, a.max_tokens)
+        report["truncation"] = g.truncation.as_dict()
         if a.adapter:
             report["lora_ids"] = [g.load_adapter(a.adapter, 1)]
             report["fingerprint_v1"] = g.fingerprint()

@@ -40,17 +40,47 @@ IGNORE = -100
 class Collator:
     """Tokenizes {prompt, completion} batches into right-padded input_ids / attention_mask / labels.
 
-    A sequence longer than ``max_len`` first loses the end of a completion longer than
-    ``max_len - 2 * tail``, then, if the prompt still does not fit, the middle of its prompt (the head
-    holds the first goal, which the tactic acts on; the last ``tail`` prompt tokens hold the end of the
-    template). A prompt that fits is never cut.
+    A sequence longer than ``max_len`` first loses the end of a completion too long to leave the prompt
+    half of ``max_len`` (or all of it if shorter; never less than its template plus a cut marker; the
+    completion keeps at least ``tail`` tokens); then, if the prompt still does not fit, its state is cut
+    by the one truncation policy (``raylib.models.truncate``: ``⊢`` targets and case tags kept, hypotheses dropped
+    from the middle, the cut marked). A prompt not made with ``template`` is cut by the same policy
+    as a whole. A prompt that fits is never cut; ``truncated`` counts cut examples, ``cuts`` the details.
     """
 
-    def __init__(self, tokenizer, max_len: int, tail: int = 8):
-        self.tok, self.max_len, self.tail = tokenizer, max_len, tail
+    def __init__(self, tokenizer, max_len: int, tail: int = 8, template: str | None = None):
+        self.tok, self.max_len, self.tail, self.template = tokenizer, max_len, tail, template
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.eos = tokenizer.eos_token_id
         self.truncated = 0
+        from raylib.models.truncate import TruncationStats
+
+        self.cuts = TruncationStats()
+        self._floor: dict[bool, int] = {}
+
+    def _fit_prompt(self, prompt: str, keep: int) -> str:
+        from raylib.models.prompt import fit_prompt, split_prompt
+        from raylib.models.truncate import truncate_state
+
+        state = split_prompt(prompt, self.template)
+        if state is not None:
+            text, t = fit_prompt(state, self.tok, keep, self.template)
+        else:
+            t = truncate_state(prompt, self.tok, keep)
+            text = t.text
+        self.cuts.add(t)
+        return text
+
+    def _prompt_floor(self, prompt: str) -> int:
+        """Tokens of the shortest prompt the policy can make (template around a bare cut marker)."""
+        from raylib.models.prompt import format_prompt, split_prompt
+        from raylib.models.truncate import CUT_MARK, count_tokens
+
+        templated = split_prompt(prompt, self.template) is not None
+        if templated not in self._floor:
+            self._floor[templated] = count_tokens(self.tok, format_prompt(CUT_MARK, self.template)
+                                                  if templated else CUT_MARK)
+        return self._floor[templated]
 
     def encode(self, prompt: str, completion: str) -> tuple[list[int], list[int]]:
         p = self.tok(prompt)["input_ids"]
@@ -59,10 +89,10 @@ class Collator:
             c = c + [self.eos]
         if len(p) + len(c) > self.max_len:
             self.truncated += 1
-            c = c[: self.max_len - 2 * self.tail]
+            c = c[: max(self.tail, self.max_len - min(len(p), max(self._prompt_floor(prompt), self.max_len // 2)))]
             keep = self.max_len - len(c)
             if len(p) > keep:
-                p = p[: keep - self.tail] + p[len(p) - self.tail:]
+                p = self.tok(self._fit_prompt(prompt, keep))["input_ids"]
         return p + c, [IGNORE] * len(p) + c
 
     def __call__(self, batch: dict) -> dict:
