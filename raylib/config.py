@@ -122,6 +122,12 @@ class ValueSection(Section):
     pooling: Literal["mean", "last"] = "mean"
     max_length: int = Field(512, ge=8, description="tokens kept per state")
     max_batch_tokens: int = Field(16384, ge=64, description="padded tokens per encoder batch")
+    encode_workers: int = Field(1, ge=1, description="encode job: encoder actors in the Ray Data actor pool")
+    encode_gpus: Optional[float] = Field(None, ge=0, description="encode job: GPUs per encoder actor; null: "
+                                         "workers.encoder_gpus, then workers.generator_gpus, then 0 (CPU)")
+    encode_batch_states: int = Field(256, ge=1, description="encode job: states per actor call (the encoder "
+                                     "splits them under max_batch_tokens)")
+    part_states: int = Field(4096, ge=1, description="encode job: embeddings per parquet part written")
 
 
 class Config(Section):
