@@ -100,6 +100,12 @@ def evaluate_groups(head, emb, idx, ebm: EBMSection, batch: int = 1024) -> dict:
     return {k: v / len(idx) for k, v in sums.items()}
 
 
+def _peak_rss_mb() -> float:
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
 def _as_tensor(array, device):
     import torch
 
@@ -183,6 +189,8 @@ def ebm_worker_loop(cfg: dict) -> None:
         metrics = dict(m, step=step, resumed_from=resumed_from,
                        steps_per_s=timed_steps / (now - t0) if timed_steps else 0.0)
         final = step >= total
+        if final:  # for the benchmark: this worker's threads and peak memory
+            metrics.update(torch_threads=torch.get_num_threads(), peak_rss_mb=_peak_rss_mb())
         if final or (ebm.eval_every and step % ebm.eval_every == 0):
             found = evaluate()
             metrics.update(found)
