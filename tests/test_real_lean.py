@@ -29,3 +29,36 @@ def test_real_lean_proves_and_verifies():
         assert not env.verify(thm, ["constructor", "exact h.2"]).ok
     finally:
         env.close()
+
+
+class _NoFilter:
+    """Lets every tactic through, so only Lean's own answers (and the axiom check) decide."""
+
+    def check(self, tactic):
+        from raylib.env.filter import Verdict
+        return Verdict(True)
+
+    def refusal(self, tactic):
+        return None
+
+    def script_refusal(self, tactics):
+        return None
+
+
+def test_real_lean_axiom_check_refuses_what_compiles():
+    """Each proof below compiles with no error in real Lean; the ``#print axioms`` check refuses it."""
+    env = LeanReplEnv(ReplSettings(command=("lake", "exe", "repl"), cwd=PROJECT, timeout_s=60), _NoFilter())
+    try:
+        em = Theorem("em_or", "theorem em_or (p : Prop) : p ∨ ¬p")
+        v = env.verify(em, ["exact Classical.em p"])
+        assert v.ok and set(v.axioms) == {"propext", "Classical.choice", "Quot.sound"}
+        cheat = Theorem("by_cheat", "theorem by_cheat (p : Prop) : p", header="axiom cheat_ax : False")
+        v = env.verify(cheat, ["exact cheat_ax.elim"])
+        assert not v.ok and "cheat_ax" in " ".join(v.messages)
+        native = Theorem("two_two", "theorem two_two : 2 + 2 = 4")
+        v = env.verify(native, ["native_decide"])
+        assert not v.ok and "Lean.ofReduceBool" in " ".join(v.messages)
+        versions = env.versions()
+        assert versions["backend"] == "lean_repl" and versions["lean"].startswith("Lean (version")
+    finally:
+        env.close()
