@@ -219,6 +219,7 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
     history, step = state["history"], state["step"]
     last_eval = next((h for h in reversed(history) if any(k.startswith("train_") for k in h)), {})
     meta = {"trained_steps": step, "loss": ebm.loss, "negatives": ebm.negatives, "data_hash": data.data_hash,
+            "valid_fraction": ebm.valid_fraction, "split_seed": ebm.seed,
             "job": job_id, "config_hash": config_hash, "metrics": {k: v for k, v in last_eval.items()
                                                                  if k.startswith(("train_", "val_"))}}
     tmp = out / ".ebm.tmp"

@@ -173,10 +173,17 @@ def ebm_worker_loop(cfg: dict) -> None:
     per_worker = ebm.batch_size // world
     skip = step  # one batch per step on every worker: the first ``step`` batches were trained on
     timed_from, timed_steps, t0 = None, 0, time.perf_counter()
-    for batch in shard.iter_batches(batch_size=per_worker, batch_format="numpy", prefetch_batches=4):
+    wait_s = compute_s = 0.0  # after the first step: time blocked on the data iterator, time in steps
+    batches = iter(shard.iter_batches(batch_size=per_worker, batch_format="numpy", prefetch_batches=4))
+    while True:
+        t_wait = time.perf_counter()
+        batch = next(batches, None)
+        if batch is None:
+            break
         if skip:
             skip -= 1
             continue
+        t_step = time.perf_counter()
         idx = torch.as_tensor(batch["idx"], dtype=torch.long, device=device)
         m = ebm_step(model, optim, emb, idx, ebm)
         step += 1
@@ -185,12 +192,15 @@ def ebm_worker_loop(cfg: dict) -> None:
             timed_from, t0 = step, now  # steady-state rate: from the end of the first step on
         else:
             timed_steps = step - timed_from
+            wait_s += t_step - t_wait
+            compute_s += now - t_step
         history.append({"step": step, **m})
         metrics = dict(m, step=step, resumed_from=resumed_from,
                        steps_per_s=timed_steps / (now - t0) if timed_steps else 0.0)
         final = step >= total
         if final:  # for the benchmark: this worker's threads and peak memory
-            metrics.update(torch_threads=torch.get_num_threads(), peak_rss_mb=_peak_rss_mb())
+            metrics.update(torch_threads=torch.get_num_threads(), peak_rss_mb=_peak_rss_mb(), data_wait_s=wait_s,
+                           step_compute_s=compute_s)
         if final or (ebm.eval_every and step % ebm.eval_every == 0):
             found = evaluate()
             metrics.update(found)
