@@ -4,6 +4,11 @@ Callers ``await batcher.submit(item, key=..., cost=...)``; a background task col
 same ``key`` for up to ``linger_s`` or until ``max_items`` / ``max_cost`` is reached, runs the blocking
 batch function in a thread (the event loop keeps accepting requests meanwhile) and resolves every caller.
 Items of a batch are sorted by cost, so similar lengths travel together.
+
+A caller that is cancelled while its request waits (a search past its deadline, ``ray.cancel`` on the
+actor task) leaves the queue: its item is never batched. When the batch function raises, each item of
+the batch is run again alone, so one bad item (an over-long prompt, an engine error on one request)
+fails only its own caller.
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ class BatchStats:
     batches: int = 0
     items: int = 0
     max_batch: int = 0
+    failed_batches: int = 0   # batches that raised and were split into single items
+    failed_items: int = 0     # items that raised alone
+    dropped: int = 0          # requests whose caller was cancelled before they were batched
 
     @property
     def mean_batch(self) -> float:
@@ -66,7 +74,10 @@ class AsyncBatcher:
             self.max_cost is not None and sum(r.cost for r in queue) >= self.max_cost)
 
     def _take(self, key: Hashable) -> list[_Request]:
-        queue = sorted(self._queues.pop(key), key=lambda r: r.cost)
+        queue = self._queues.pop(key)
+        live = [r for r in queue if not r.future.done()]
+        self.stats.dropped += len(queue) - len(live)
+        queue = sorted(live, key=lambda r: r.cost)
         batch, cost = [], 0
         for r in queue:
             if batch and (len(batch) >= self.max_items or
@@ -93,19 +104,45 @@ class AsyncBatcher:
 
     async def _dispatch(self, key: Hashable, batch: list[_Request]) -> None:
         try:
-            results = await asyncio.to_thread(self.fn, key, [r.item for r in batch])
-            if len(results) != len(batch):
-                raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)} items")
-            self.stats.batches += 1
-            self.stats.items += len(batch)
-            self.stats.max_batch = max(self.stats.max_batch, len(batch))
+            batch = [r for r in batch if not r.future.done()]  # cancelled while the batch was forming
+            if not batch:
+                return
+            try:
+                results = await asyncio.to_thread(self._call, key, batch)
+            except Exception as e:  # noqa: BLE001 - split: each item alone, so one bad item fails alone
+                if len(batch) == 1:
+                    self._fail(batch[0], e)
+                    return
+                self.stats.failed_batches += 1
+                log.warning("batch of %d failed (%s: %s); running its items one by one", len(batch),
+                            type(e).__name__, e)
+                for r in batch:
+                    if r.future.done():
+                        continue
+                    try:
+                        [res] = await asyncio.to_thread(self._call, key, [r])
+                    except Exception as e1:  # noqa: BLE001 - this item's own failure
+                        self._fail(r, e1)
+                    else:
+                        if not r.future.done():
+                            r.future.set_result(res)
+                return
             for r, res in zip(batch, results):
                 if not r.future.done():
                     r.future.set_result(res)
-        except Exception as e:  # every caller of the batch sees the failure
-            log.warning("batch of %d failed: %s", len(batch), e)
-            for r in batch:
-                if not r.future.done():
-                    r.future.set_exception(e)
         finally:
             self._slots.release()
+
+    def _call(self, key: Hashable, batch: list[_Request]) -> Sequence[Any]:
+        results = self.fn(key, [r.item for r in batch])
+        if len(results) != len(batch):
+            raise RuntimeError(f"batch function returned {len(results)} results for {len(batch)} items")
+        self.stats.batches += 1
+        self.stats.items += len(batch)
+        self.stats.max_batch = max(self.stats.max_batch, len(batch))
+        return results
+
+    def _fail(self, r: _Request, e: BaseException) -> None:
+        self.stats.failed_items += 1
+        if not r.future.done():
+            r.future.set_exception(e)

@@ -62,3 +62,41 @@ def test_length_mismatch_is_an_error():
             await b.submit(1)
 
     asyncio.run(main())
+
+
+def test_one_bad_item_fails_alone_and_the_rest_of_its_batch_succeeds():
+    calls = []
+
+    def fn(key, items):  # like an engine that rejects a whole batch for one bad prompt
+        calls.append(list(items))
+        if "bad" in items:
+            raise ValueError("engine error: prompt too long")
+        return [f"ok:{i}" for i in items]
+
+    async def main():
+        b = AsyncBatcher(fn, linger_s=0.02, max_items=8)
+        res = await asyncio.gather(*[b.submit(i) for i in ("a", "bad", "c", "d")], return_exceptions=True)
+        return b, res
+
+    b, res = asyncio.run(main())
+    assert res[0] == "ok:a" and res[2:] == ["ok:c", "ok:d"]
+    assert isinstance(res[1], ValueError) and "prompt too long" in str(res[1])
+    assert len(calls[0]) == 4  # they were batched together, then split
+    assert b.stats.failed_batches == 1 and b.stats.failed_items == 1
+
+
+def test_cancelled_request_is_never_batched():
+    calls = []
+
+    async def main():
+        b = AsyncBatcher(lambda k, items: calls.append(list(items)) or list(items), linger_s=0.05)
+        keep = [asyncio.ensure_future(b.submit(i)) for i in (1, 2)]
+        gone = asyncio.ensure_future(b.submit(3))
+        await asyncio.sleep(0.01)  # queued, still lingering
+        gone.cancel()
+        res = await asyncio.gather(*keep)
+        return b, res, gone
+
+    b, res, gone = asyncio.run(main())
+    assert res == [1, 2] and gone.cancelled()
+    assert calls == [[1, 2]] and b.stats.dropped == 1
