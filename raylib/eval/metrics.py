@@ -187,9 +187,9 @@ def trajectory_stats(table) -> dict[str, Any]:
     return {"nodes": len(rows), "theorems": len({r["theorem"] for r in rows}), "trees": len(per_tree),
             "label_balance": {"positive": pos, "negative": len(states) - pos,
                               "positive_share": round(pos / len(states), 4) if states else 0.0},
-            "branching": {"expanded": len(kids), "mean_children": round(mean(kids), 4) if kids else 0.0,
+            "branching": {"expanded": len(kids), "mean_children": round(float(mean(kids)), 4) if kids else 0.0,
                           "max_children": max(kids) if kids else 0},
             "depth_distribution": dict(sorted(Counter(int(r["depth"]) for r in rows).items())),
-            "nodes_per_theorem": {"mean": round(mean(sizes), 4), "median": float(median(sizes)),
+            "nodes_per_theorem": {"mean": round(float(mean(sizes)), 4), "median": float(median(sizes)),
                                   "max": max(sizes)},
             "outcomes": dict(sorted(Counter(str(r.get("outcome")) for r in rows).items()))}

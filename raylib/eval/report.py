@@ -1,0 +1,381 @@
+"""The run report: ``runs/<run>/report.md`` and ``report.html``, built from the run's files alone.
+
+``write_report(run_dir)`` reads ``summary.json`` (the iterate job's machine-readable twin: ``iterations``,
+``baseline``, ``in_progress``) and the stage folders ``iter_<k>/<stage>/``: ``prove/`` (summary.json,
+trajectories), ``sft_data/sources.json``, ``sft/`` (history.jsonl, result.json), ``probe/probe.json``,
+``ebm/`` (history.jsonl, result.json, sampler.json), ``evaluate/eval.json`` and ``gate/decision.json``;
+each stage's ``stage.json`` record says whether it is complete. Anything missing shows as "not run yet",
+so the report can be rebuilt after every stage of a live run (``python -m jobs.report RUN``).
+
+The markdown links its plots (``report_files/*.png``); the HTML embeds them (base64), so it is one
+self-contained file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from raylib.eval import plots
+from raylib.eval.metrics import trajectory_stats
+from raylib.eval.render import Doc
+from raylib.eval.tables import fmt, pct, pm
+
+log = logging.getLogger(__name__)
+
+__all__ = ["collect", "write_report"]
+
+STAGES = ("prove", "sft_data", "sft", "probe", "encode", "ebm", "evaluate", "gate")
+NOT_RUN = "not run yet"
+IMAGE_DIR = "report_files"
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _jsonl(path: Path) -> list[dict]:
+    out = []
+    try:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue  # a torn last line of a live run
+    except OSError:
+        pass
+    return out
+
+
+def _iterations(run_dir: Path) -> list[int]:
+    ks = []
+    for d in run_dir.glob("iter_*"):
+        if d.is_dir() and d.name[5:].isdigit():
+            ks.append(int(d.name[5:]))
+    return sorted(ks)
+
+
+def _status(d: Path) -> str:
+    """complete, running (folder without a complete record) or not run yet."""
+    if not d.is_dir():
+        return NOT_RUN
+    rec = _json(d / "stage.json")
+    return "complete" if isinstance(rec, dict) and rec.get("status") == "complete" else "running"
+
+
+def _record(d: Path) -> dict:
+    rec = _json(d / "stage.json")
+    return rec if isinstance(rec, dict) and rec.get("status") == "complete" else {}
+
+
+def collect(run_dir: Path) -> dict[str, Any]:
+    """Everything the report shows, read from the files (missing pieces are None / empty)."""
+    run_dir = Path(run_dir)
+    iters = {}
+    for k in _iterations(run_dir):
+        d = run_dir / f"iter_{k}"
+        traj = d / "prove" / "trajectories"
+        files = sorted(traj.glob("*.parquet")) if traj.is_dir() else []
+        iters[k] = {
+            "status": {s: _status(d / s) for s in STAGES},
+            "wall_s": {s: _record(d / s).get("wall_s") for s in STAGES},
+            "outputs": {s: _record(d / s).get("outputs") or {} for s in STAGES},
+            "prove": _json(d / "prove" / "summary.json"),
+            "sources": _json(d / "sft_data" / "sources.json"),
+            "sft_history": _jsonl(d / "sft" / "history.jsonl"), "sft_result": _json(d / "sft" / "result.json"),
+            "probe": _json(d / "probe" / "probe.json"),
+            "ebm_history": _jsonl(d / "ebm" / "history.jsonl"), "ebm_result": _json(d / "ebm" / "result.json"),
+            "eval": _json(d / "evaluate" / "eval.json"), "gate": _json(d / "gate" / "decision.json"),
+            "trajectories": _trajectory_stats(files),
+        }
+    return {"run_dir": str(run_dir), "name": run_dir.name, "summary": _json(run_dir / "summary.json") or {},
+            "run": _json(run_dir / "run.json") or {}, "iterations": iters}
+
+
+def _trajectory_stats(files: list[Path]) -> dict | None:
+    if not files:
+        return None
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    cols = ["run", "iteration", "theorem", "node_id", "parent_id", "depth", "outcome", "on_proof_path"]
+    tables = []
+    for f in files:
+        try:
+            tables.append(pq.read_table(f, columns=cols))
+        except Exception as e:  # noqa: BLE001 - a file being written by a live run is skipped
+            log.warning("report: %s unreadable, skipped: %s", f, e)
+    return trajectory_stats(pa.concat_tables(tables)) if tables else None
+
+
+def write_report(run_dir: str | Path) -> tuple[Path, Path]:
+    """Write ``report.md`` (+ ``report_files/*.png``) and ``report.html`` in ``run_dir``; return their paths."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"{run_dir}: no such run folder (runs/<run.name>, made by the iterate job)")
+    data = collect(run_dir)
+    doc = build(data)
+    img_dir = run_dir / IMAGE_DIR
+    img_dir.mkdir(exist_ok=True)
+    for name, png in doc.images().items():
+        tmp = img_dir / f".{name}.tmp"
+        tmp.write_bytes(png)
+        tmp.replace(img_dir / name)
+    md, html = run_dir / "report.md", run_dir / "report.html"
+    for path, text in ((md, doc.markdown(IMAGE_DIR)), (html, doc.html())):
+        tmp = path.with_name(f".{path.name}.tmp")  # a reader of a live run never sees half a report
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    return md, html
+
+
+# -- sections -------------------------------------------------------------------------------------------
+def build(data: dict) -> Doc:
+    doc = Doc(f"rayprover run `{data['name']}`")
+    s, iters = data["summary"], data["iterations"]
+    done = len(s.get("iterations") or [])
+    prog = s.get("in_progress")
+    doc.p(f"Built {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime())} from the files in `{data['run_dir']}`. "
+          f"{done} iteration(s) finished" + (f"; iteration {prog['iteration']} in progress (complete stages: "
+                                              f"{', '.join(prog.get('stages_complete') or []) or 'none'})" if prog else "")
+          + ".")
+    if not iters:
+        doc.muted(f"No iteration folder yet: {NOT_RUN}.")
+        return doc
+    _proof_rates(doc, data)
+    _gate(doc, iters)
+    _sft(doc, iters)
+    _ebm(doc, iters)
+    _separation(doc, iters)
+    _time(doc, data)
+    _trajectories(doc, iters)
+    return doc
+
+
+def _variant(ev: dict | None, v: str) -> dict:
+    return ((ev or {}).get("variants") or {}).get(v) or {}
+
+
+def _proof_rates(doc: Doc, data: dict) -> None:
+    iters, s = data["iterations"], data["summary"]
+    by_it = {e.get("iteration"): e for e in (s.get("iterations") or [])}
+    doc.h("Held-out proof rate per iteration")
+    doc.p("Each figure is the mean ± sd over the evaluation's seeded attempts; *without probes* counts only "
+          "proofs with no step from the fixed probe tactics (the model's own share). Iteration 0 is the "
+          "starting model. Theorems whose statement did not start are counted apart.")
+    rows, ks, series, errs = [], [], {k: [] for k in ("LLM-only", "LLM+EBM", "LLM-only, without probes",
+                                                       "LLM+EBM, without probes")}, {"LLM-only": [], "LLM+EBM": []}
+    for k, it in iters.items():
+        ev = it["eval"]
+        llm, ebm = _variant(ev, "llm"), _variant(ev, "ebm")
+        entry = by_it.get(k) or {}
+        gate = it["gate"] or {}
+        promoted = entry.get("promoted", gate.get("promote"))
+        reason = entry.get("reason") or gate.get("reason")
+        if ev is None and not entry:
+            rows.append([k, it["status"]["evaluate"], "", "", "", "", "", ""])
+            continue
+        ks.append(k)
+        series["LLM-only"].append(llm.get("proof_rate", entry.get("proof_rate_llm")))
+        series["LLM+EBM"].append(ebm.get("proof_rate", entry.get("proof_rate_ebm")))
+        series["LLM-only, without probes"].append(llm.get("proof_rate_model_only"))
+        series["LLM+EBM, without probes"].append(ebm.get("proof_rate_model_only"))
+        errs["LLM-only"].append(llm.get("proof_rate_sd"))
+        errs["LLM+EBM"].append(ebm.get("proof_rate_sd"))
+        rows.append([k, pm(llm.get("proof_rate", entry.get("proof_rate_llm")), llm.get("proof_rate_sd")),
+                     pm(llm.get("proof_rate_model_only"), llm.get("proof_rate_model_only_sd")),
+                     pm(ebm.get("proof_rate", entry.get("proof_rate_ebm")), ebm.get("proof_rate_sd")) if ebm
+                     or entry.get("proof_rate_ebm") is not None else "no EBM",
+                     pm(ebm.get("proof_rate_model_only"), ebm.get("proof_rate_model_only_sd")) if ebm else "–",
+                     llm.get("start_failed", "–"),
+                     "baseline" if k == 0 else ("–" if promoted is None else ("**promoted**" if promoted else "kept previous")),
+                     reason or ""])
+    doc.table(["iteration", "LLM-only", "without probes", "LLM+EBM", "without probes", "start failed", "gate",
+               "reason"], rows)
+    doc.img("proof_rate.png", plots.proof_rate_plot(ks, {k: v for k, v in series.items() if any(x is not None for x in v)},
+                                                   errs, dashed=("LLM-only, without probes", "LLM+EBM, without probes")),
+            "held-out proof rate per iteration")
+    budgets = [(k, it["eval"]["budget"]) for k, it in iters.items() if it["eval"] and it["eval"].get("budget")]
+    if budgets:
+        k, b = budgets[-1]
+        doc.p(f"Evaluation budget (iteration {k}): {b['theorems']} theorems x {b['attempts']} attempt(s) x "
+              f"{b['max_nodes']} expansions x {b['timeout_per_theorem_s']:g} s.")
+
+
+def _gate(doc: Doc, iters: dict) -> None:
+    doc.h("Gate decisions")
+    any_ = False
+    for k, it in iters.items():
+        if k == 0:
+            continue
+        g = it["gate"]
+        if not g:
+            doc.muted(f"iteration {k}: gate {it['status']['gate']}.")
+            continue
+        any_ = True
+        doc.p(f"**iteration {k}**: {'promoted' if g.get('promote') else 'kept the previous model'} — {g.get('reason', '')}")
+        doc.table(["check", "passed", "before", "after", "limit", "detail"],
+                  [[c.get("name"), c.get("passed"), _short(c.get("before")), _short(c.get("after")),
+                    _short(c.get("limit")), c.get("detail", "")] for c in g.get("checks") or []])
+    if not any_ and all(k == 0 for k in iters):
+        doc.muted(f"No gate yet: {NOT_RUN}.")
+
+
+def _short(x: Any) -> str:
+    if isinstance(x, dict):
+        return ", ".join(f"{k} {fmt(v)}" for k, v in list(x.items())[:4])
+    return fmt(x)
+
+
+def _sft(doc: Doc, iters: dict) -> None:
+    doc.h("SFT (LoRA) and its guards")
+    rows, curves = [], {}
+    for k, it in iters.items():
+        if k == 0:
+            continue
+        out, res, hist = it["outputs"]["sft"], it["sft_result"] or {}, it["sft_history"]
+        if not hist and not out:
+            rows.append([k, it["status"]["sft"]] + [""] * 8)
+            continue
+        plan = res.get("plan") or {}
+        last_probe = next((h for h in reversed(hist) if "probe_empty_share" in h), {})
+        evals = [h for h in hist if h.get("eval_loss") is not None]
+        rows.append([k, out.get("steps", len(hist)), hist[-1]["loss"] if hist else out.get("loss"),
+                     evals[-1]["eval_loss"] if evals else out.get("eval_loss"), plan.get("plan_coverage"),
+                     plan.get("plan_dead_lr_share"), last_probe.get("probe_empty_share"),
+                     last_probe.get("probe_repetitive_share"), last_probe.get("probe_identical_share"),
+                     "passed" if out.get("passed", True) else f"stopped: {out.get('guard')}: {out.get('reason')}"])
+        if hist:
+            curves[f"iter {k} train"] = ([h["step"] for h in hist], [h["loss"] for h in hist])
+        if evals:
+            curves[f"iter {k} held-out"] = ([h["step"] for h in evals], [h["eval_loss"] for h in evals])
+    if not rows:
+        doc.muted(f"SFT: {NOT_RUN}.")
+        return
+    doc.table(["iteration", "steps", "final loss", "held-out loss", "planned coverage (epochs)", "dead-LR share",
+               "probe empty", "probe repetitive", "probe identical", "guards"], [r[:10] for r in rows])
+    doc.img("sft_loss.png", plots.line_series(curves, "SFT loss", "step", "loss (completion tokens)"), "SFT loss")
+    src_rows = []
+    for k, it in iters.items():
+        for src, c in (it["sources"] or {}).items():
+            src_rows.append([k, src, c.get("input"), c.get("positives"), c.get("empty"), c.get("sorry"),
+                             c.get("denied"), c.get("duplicates"), c.get("kept")])
+    if src_rows:
+        doc.p("SFT examples per source (trajectory rows in, proof-path steps, what was dropped, what was kept):")
+        doc.table(["iteration", "source", "input rows", "positives", "empty", "sorry", "denied", "duplicates",
+                   "kept"], src_rows)
+
+
+def _ebm(doc: Doc, iters: dict) -> None:
+    doc.h("EBM (value model)")
+    rows, loss, gap = [], {}, {}
+    for k, it in iters.items():
+        if k == 0:
+            continue
+        hist, out = it["ebm_history"], it["outputs"]["ebm"]
+        if out.get("skipped"):
+            rows.append([k, f"skipped: {out['skipped']}", "", "", "", "", ""])
+            continue
+        if not hist:
+            rows.append([k, it["status"]["ebm"], "", "", "", "", ""])
+            continue
+        ev = [h for h in hist if any(x.startswith("val_") for x in h)]
+        last = ev[-1] if ev else {}
+        rows.append([k, hist[-1]["step"], hist[-1].get("loss"), last.get("val_loss"), last.get("val_gap"),
+                     last.get("val_rank"), (it["ebm_result"] or {}).get("steps")])
+        loss[f"iter {k} train"] = ([h["step"] for h in hist], [h.get("loss") for h in hist])
+        gap[f"iter {k} train"] = ([h["step"] for h in hist if "gap" in h], [h["gap"] for h in hist if "gap" in h])
+        if ev:
+            loss[f"iter {k} val"] = ([h["step"] for h in ev if "val_loss" in h], [h["val_loss"] for h in ev if "val_loss" in h])
+            gap[f"iter {k} val"] = ([h["step"] for h in ev if "val_gap" in h], [h["val_gap"] for h in ev if "val_gap" in h])
+    if not rows:
+        doc.muted(f"EBM: {NOT_RUN}.")
+        return
+    doc.p("Gap: mean energy of the negatives minus the positive's (higher is better); rank: the positive's "
+          "rank among its group (0 = lowest energy, best).")
+    doc.table(["iteration", "steps", "final train loss", "val loss", "val gap", "val rank", "recorded steps"], rows)
+    doc.img("ebm_loss.png", plots.line_series(loss, "EBM loss", "step", "loss"), "EBM loss")
+    doc.img("ebm_gap.png", plots.line_series(gap, "EBM energy gap", "step", "gap (negatives - positive)"), "EBM gap")
+
+
+def _separation(doc: Doc, iters: dict) -> None:
+    doc.h("Separation probe and generation probe (before / after training)")
+    rows = []
+    for k, it in iters.items():
+        if k == 0:
+            continue
+        p = it["probe"]
+        if not p:
+            rows.append([k, it["status"]["probe"]] + [""] * 6)
+            continue
+        b, a, g = p.get("separation_before") or {}, p.get("separation_after") or {}, p.get("generation") or {}
+        rows.append([k, "passed" if g.get("passed") else f"failed: {g.get('reason')}",
+                     b.get("centroid_l2", b.get("error")), a.get("centroid_l2", a.get("error")),
+                     b.get("probe_accuracy"), a.get("probe_accuracy"), b.get("norm_gap"), a.get("norm_gap")])
+    if not rows:
+        doc.muted(f"Probes: {NOT_RUN}.")
+        return
+    doc.table(["iteration", "generation probe", "centroid L2 before", "after", "probe accuracy before", "after",
+               "norm gap before", "after"], rows)
+
+
+def _time(doc: Doc, data: dict) -> None:
+    iters = data["iterations"]
+    doc.h("Where the time goes")
+    cats, parts = [], {s: [] for s in STAGES}
+    for k, it in iters.items():
+        if any(it["wall_s"].values()):
+            cats.append(f"iter {k}")
+            for s in STAGES:
+                parts[s].append(float(it["wall_s"].get(s) or 0.0))
+    doc.img("stage_time.png", plots.stacked_bars(cats, {s: v for s, v in parts.items() if any(v)},
+                                                 "Stage wall time per iteration", "seconds"), "stage wall time")
+    rows = []
+    for k, it in iters.items():
+        for what, split in (("prove (train split)", (it["prove"] or {}).get("time_split")),
+                            ("evaluate LLM-only", (_variant(it["eval"], "llm").get("time_split") or {}).get("share")),
+                            ("evaluate LLM+EBM", (_variant(it["eval"], "ebm").get("time_split") or {}).get("share"))):
+            if split:
+                rows.append([k, what, *[pct(split.get(b)) for b in ("generate", "lean", "ebm", "other")]])
+    if rows:
+        doc.p("Search time split (share of search seconds):")
+        doc.table(["iteration", "search", "generate", "Lean", "EBM", "other"], rows)
+    stage_rows = [[f"iter {k}", *[fmt(it["wall_s"].get(s), 1) if it["wall_s"].get(s) is not None
+                                 else it["status"][s] for s in STAGES]] for k, it in iters.items()]
+    doc.table(["", *STAGES], stage_rows)
+
+
+def _trajectories(doc: Doc, iters: dict) -> None:
+    doc.h("Trajectories of the prove stage")
+    rows, depth = [], {}
+    for k, it in iters.items():
+        if k == 0:
+            continue
+        t, p = it["trajectories"], it["prove"] or {}
+        if not t:
+            rows.append([k, it["status"]["prove"]] + [""] * 7)
+            continue
+        lb, br, npt = t["label_balance"], t["branching"], t["nodes_per_theorem"]
+        oc = p.get("outcomes") or {}
+        rows.append([k, f"{p.get('proved', '–')}/{p.get('theorems', '–')}", pct(p.get("proof_rate_model_only")),
+                     oc.get("start_failed", "–"), t["nodes"],
+                     f"{lb['positive']} / {lb['negative']} ({pct(lb['positive_share'])})", br["mean_children"],
+                     f"{npt['mean']:.1f} / {npt['median']:.0f} / {npt['max']}", oc.get("infra_error", "–")])
+        depth[f"iter {k}"] = t["depth_distribution"]
+    if not rows:
+        doc.muted(f"Prove: {NOT_RUN}.")
+        return
+    doc.p("Label balance: open states on a proof path (positives) against the other open states (negatives). "
+          "Branching: children per expanded node. Theorems whose statement did not start are counted apart "
+          "(not searched, still in the proof rate's denominator).")
+    doc.table(["iteration", "proved", "without probes", "start failed", "nodes", "positives / negatives",
+               "branching", "nodes per theorem (mean / median / max)", "infra errors"], rows)
+    keys = sorted({d for dist in depth.values() for d in dist})
+    doc.img("depth.png", plots.bar_groups(keys, depth, "Search-tree nodes per depth", "depth (tactics from the root)",
+                                          "nodes"), "nodes per depth")
