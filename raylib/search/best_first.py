@@ -136,6 +136,11 @@ class _OutOfTime(Exception):
     pass
 
 
+class InfraFailure(RuntimeError):
+    """The environment could not serve a call for reasons not the tactic's own (a state it could not
+    rebuild, a process that died twice): the search ends with stop reason ``error`` and is retried."""
+
+
 class BestFirstSearch:
     """Best-first search over one ``AsyncEnv`` with one generator and an optional value function."""
 
@@ -294,6 +299,8 @@ class _Run:
 
     async def _search(self) -> None:
         start = await self._timed("lean", self.env.start(self.theorem))
+        if getattr(start, "infra", False):
+            raise InfraFailure(f"starting {self.theorem.name}: {start.message}")
         if not isinstance(start, State):  # the statement does not elaborate: the theorem's own outcome
             self.stop_reason = "start_failed"
             self.start_message = f"{start.kind}: {getattr(start, 'message', '')}"
@@ -330,6 +337,9 @@ class _Run:
         per_node = await self._timed("lean", _gather([
             self._run_tacs(node.state, [j[1] for j in jobs if j[0] is node]) for node in batch]))
         outcomes = [o for node_outcomes in per_node for o in node_outcomes]  # jobs are grouped by node
+        broken = next((o for o, _ in outcomes if getattr(o, "infra", False)), None)
+        if broken is not None:
+            raise InfraFailure(f"Lean could not run a tactic of {self.theorem.name}: {broken.message}")
 
         made = {node.id: 0 for node in batch}
         new_open: list[Node] = []
