@@ -1,8 +1,14 @@
-"""The ``rayprover`` command line.
+"""The ``rayprover`` command line: the jobs under one command, plus a few tools of its own.
 
+    rayprover iterate --iterations 3                 # = python -m jobs.iterate --iterations 3
+    rayprover evaluate --theorems held_out.jsonl --attempts 4
+    rayprover report runs/local
     rayprover steps --theorem 'theorem t (p q : Prop) (h : p ∧ q) : q ∧ p' --tactic 'exact ⟨h.2, h.1⟩'
     rayprover config --config configs/local.yaml --set env.timeout_s=30
     rayprover theorems --set theorems.source=builtin:generated --out theorems.jsonl
+
+A job subcommand forwards every argument after it to the job's ``main(argv)`` (``rayprover prove --help``
+prints the prove job's own help), so ``rayprover X ...`` and ``python -m jobs.<x> ...`` are the same.
 """
 
 from __future__ import annotations
@@ -17,6 +23,20 @@ from raylib.logs import setup_logging
 
 log = logging.getLogger("rayprover")
 
+# subcommand -> (job module, one-line help); the module's main(argv) takes the rest of the command line
+JOBS: dict[str, tuple[str, str]] = {
+    "iterate": ("jobs.iterate", "expert iteration: prove, SFT, probes, encode, EBM, evaluate, gate; resumable"),
+    "prove": ("jobs.prove", "best-first search on Ray over a theorem set; trajectories, results, summary"),
+    "train-sft": ("jobs.train_sft", "Ray Train SFT (LoRA or full) on SFT example parquet, with guards"),
+    "encode": ("jobs.encode", "encode trajectory states into an embeddings folder (Ray Data + encoder actors)"),
+    "train-ebm": ("jobs.train_ebm", "train the EBM value head on trajectories and their embeddings (Ray Train)"),
+    "probe": ("jobs.probe", "separation probe: do the encoder's embeddings tell provable from unprovable states?"),
+    "evaluate": ("jobs.evaluate", "LLM-only and LLM+EBM on a theorem set under a stated budget; pass@k, grid"),
+    "report": ("jobs.report", "rebuild runs/<run>/report.md and report.html from the run's files"),
+    "bootstrap": ("jobs.bootstrap", "build the tiny built-in model (cached)"),
+    "env-check": ("jobs.env_check", "oracle proofs through the Lean worker pool, each re-checked whole"),
+}
+
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     add_config_args(p)
@@ -26,7 +46,9 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rayprover", description="Ray-distributed expert-iteration theorem prover for Lean 4.")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (module, text) in JOBS.items():  # listed here; main() forwards them before parsing
+        sub.add_parser(name, help=f"{text} ({module})", add_help=False)
 
     p = sub.add_parser("steps", help="run tactics one by one in the configured environment; JSON line per step",
                        description="Check a Lean set-up before spending GPU hours on it: open THEOREM in the "
@@ -97,7 +119,25 @@ def cmd_theorems(args, cfg) -> int:
     return 0
 
 
+def run_job(name: str, argv: list[str]) -> int:
+    """Forward ``argv`` to the job module's ``main``; a job missing from this installation is named."""
+    import importlib
+
+    module = JOBS[name][0]
+    try:
+        job = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
+        print(f"rayprover {name}: {module} is not part of this installation", file=sys.stderr)
+        return 2
+    return int(job.main(argv) or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in JOBS:
+        return run_job(argv[0], argv[1:])
     args = build_parser().parse_args(argv)
     setup_logging(args.log_level)
     try:
