@@ -195,6 +195,8 @@ def evaluate(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, attempts: 
     result: dict[str, Any] = {"theorems": len(theorems), "budget": budget, "disjoint": disjoint,
                               "config_hash": cfg.hash(), "ebm_path": str(ebm) if ebm else None, "variants": {}}
     use_value = "ebm" in variants and variants["ebm"].search.beta > 0
+    if "ebm" in variants and not use_value:
+        log.warning("evaluate: search.beta is 0, so the LLM+EBM column searches without the value model")
     base_cfg = variants["ebm"] if use_value else variants["llm"]
     own = fleet is None or (use_value and fleet.encoder is None)
     base = start_actors(base_cfg) if own else fleet

@@ -14,7 +14,8 @@ children per expansion, Lean pass rate and generate time per setting.
 
 The theorems must be disjoint from every theorem the models trained on: ``--trained-on`` names the
 trajectory or SFT example parquet files (folders or globs) the policy and EBM were trained on; an
-overlap stops the job and names the theorems. Without ``--trained-on`` the check is skipped, with a warning.
+overlap stops the job and names the theorems (the bootstrapped tiny model trained on
+``runs/bootstrap/*/examples``). Without ``--trained-on`` the check is skipped, with a warning.
 
 Writes ``eval.json``, ``eval.md`` and ``budget.json`` under ``--out`` (default
 ``<run.root>/<run.name>/evaluate``), and one prove folder per variant and attempt below it; rerunning the
