@@ -24,11 +24,11 @@ def _variant(rate, sd, model_only, start_failed=0):
             "proof_rate_model_only_sd": 0.0, "pass_at_k": {"1": rate, "2": rate + 0.05}, "attempt_rates": [rate],
             "per_theorem": {}, "start_failed": start_failed, "infra_errors": 0, "depth_distribution": {"1": 2, "3": 1},
             "time_split": {"seconds": {}, "share": {"generate": 0.8, "lean": 0.1, "ebm": 0.05, "other": 0.05}},
-            "label": "x"}
+            "label": None}
 
 
 def _eval(llm, ebm=None):
-    v = {"llm": llm} | ({"ebm": ebm} if ebm else {})
+    v = {"llm": dict(llm, label="LLM-only")} | ({"ebm": dict(ebm, label="LLM+EBM")} if ebm else {})
     return {"theorems": 20, "budget": {"theorems": 20, "attempts": 2, "max_nodes": 16, "timeout_per_theorem_s": 10.0,
                                        "max_expansions": 640, "max_search_s": 400, "seeds": [0, 1],
                                        "num_candidates": 4}, "variants": v}
@@ -108,6 +108,7 @@ def test_report_from_a_synthetic_run_folder(run_dir):
     assert "| 0 | 25.0% ± 2.0 | 10.0% ± 0.0 | no EBM |" in md
     assert "| 1 | 40.0% ± 3.0 | 20.0% ± 0.0 | 45.0% ± 1.0 | 25.0% ± 0.0 | 0 | **promoted** | all checks passed |" in md
     assert "| 2 | not run yet |  |  |  |  |  |  |" in md  # iteration 2's evaluation is not there yet
+    assert "| 1 | LLM+EBM | pass@1 45.0%, pass@2 50.0% |" in md and "| 1 | LLM+EBM | 2 x depth 1, 1 x depth 3 |" in md
     assert "held-out proof rate 0.250 -> 0.450" in md
     # SFT loss and guard figures; the torn line was skipped
     assert "| 1 | 3 | 1.250 | 1.500 | 1.000 | 0.000 | 0.000 | 0.125 | 0.250 | passed |" in md

@@ -201,6 +201,22 @@ def _proof_rates(doc: Doc, data: dict) -> None:
     doc.img("proof_rate.png", plots.proof_rate_plot(ks, {k: v for k, v in series.items() if any(x is not None for x in v)},
                                                    errs, dashed=("LLM-only, without probes", "LLM+EBM, without probes")),
             "held-out proof rate per iteration")
+    depth_rows, pass_rows = [], []
+    for k, it in iters.items():
+        for v in ("llm", "ebm"):
+            d = _variant(it["eval"], v)
+            if d.get("depth_distribution"):
+                depth_rows.append([k, d.get("label") or v, ", ".join(f"{n} x depth {dep}" for dep, n in
+                                                                     sorted(d["depth_distribution"].items(),
+                                                                            key=lambda x: int(x[0])))])
+            if d.get("pass_at_k"):
+                pass_rows.append([k, d.get("label") or v, ", ".join(f"pass@{kk} {pct(x)}" for kk, x in
+                                                                    sorted(d["pass_at_k"].items(), key=lambda x: int(x[0])))])
+    if pass_rows:
+        doc.p("pass@k over the seeded attempts (unbiased estimator) and the depth of the held-out proofs "
+              "(all attempts):")
+        doc.table(["iteration", "variant", "pass@k"], pass_rows)
+        doc.table(["iteration", "variant", "proofs per depth"], depth_rows)
     budgets = [(k, it["eval"]["budget"]) for k, it in iters.items() if it["eval"] and it["eval"].get("budget")]
     if budgets:
         k, b = budgets[-1]
