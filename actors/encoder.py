@@ -16,12 +16,10 @@ log = logging.getLogger(__name__)
 
 class EncoderActor:
     def __init__(self, cfg: Config):
-        from raylib.models.encoder import StateEncoder
+        from raylib.models.encoder import state_encoder_from_config
 
         v = cfg.value
-        self.encoder = StateEncoder(v.encoder_path or cfg.model.path, adapter=v.encoder_adapter, dtype=v.dtype,
-                                    device=cfg.model.device, pooling=v.pooling, max_length=v.max_length,
-                                    max_batch_tokens=v.max_batch_tokens)
+        self.encoder = state_encoder_from_config(cfg)
         self.ebm = None
         if v.ebm_path:
             self.load_ebm_sync(v.ebm_path)

@@ -28,8 +28,8 @@ from raylib.models.truncate import TruncationStats, truncate_state
 log = logging.getLogger(__name__)
 POOLINGS = ("mean", "last")
 
-__all__ = ["POOLINGS", "EmbeddingCheckError", "StateEncoder", "check_embeddings", "encoder_fingerprint",
-           "token_budget_batches"]
+__all__ = ["POOLINGS", "EmbeddingCheckError", "StateEncoder", "check_embeddings", "config_fingerprint",
+           "encoder_fingerprint", "state_encoder_from_config", "token_budget_batches"]
 
 
 class EmbeddingCheckError(RuntimeError):
@@ -50,9 +50,28 @@ def check_embeddings(array, states: Sequence[str]) -> None:
             f"{len(states)} in the batch): {text!r}; check the model, dtype and device")
 
 
-def encoder_fingerprint(model_hash_: str, adapter_tag: str, dtype: str, pooling: str, max_length: int) -> str:
-    """``<model hash>/<adapter tag or base>/<dtype>/<pooling>/<max length>``: what makes embeddings comparable."""
-    return f"{model_hash_}/{adapter_tag}/{dtype}/{pooling}/{max_length}"
+def encoder_fingerprint(model_path: str | Path, adapter: str | Path | None, dtype: str, pooling: str,
+                        max_length: int) -> str:
+    """``<model hash>/<adapter hash or base>/<dtype>/<pooling>/<max length>``: what makes embeddings
+    comparable; computed from the folders' content without loading the model."""
+    adapter_tag = model_hash(adapter) if adapter else "base"
+    return f"{model_hash(model_path)}/{adapter_tag}/{dtype}/{pooling}/{max_length}"
+
+
+def config_fingerprint(cfg) -> str:
+    """The fingerprint a ``state_encoder_from_config(cfg)`` encoder will have (no model loaded)."""
+    v = cfg.value
+    model = check_model_dir(v.encoder_path or cfg.model.path)
+    adapter = check_adapter_dir(v.encoder_adapter) if v.encoder_adapter else None
+    return encoder_fingerprint(model, adapter, v.dtype, v.pooling, v.max_length)
+
+
+def state_encoder_from_config(cfg, device: str | None = None) -> "StateEncoder":
+    """The StateEncoder the ``value`` section describes (model: value.encoder_path or model.path)."""
+    v = cfg.value
+    return StateEncoder(v.encoder_path or cfg.model.path, adapter=v.encoder_adapter, dtype=v.dtype,
+                        device=device or cfg.model.device, pooling=v.pooling, max_length=v.max_length,
+                        max_batch_tokens=v.max_batch_tokens)
 
 
 def token_budget_batches(lengths: Sequence[int], max_tokens: int, max_items: int | None = None) -> list[list[int]]:
@@ -93,8 +112,7 @@ class StateEncoder:
         self.model = load_causal_lm(self.model_path, dtype=dtype, device=self.device, adapter=self.adapter)
         self.model.eval()
         self._decoder = self.model.get_decoder()  # with a LoRA adapter, its layers carry the adapter
-        adapter_tag = model_hash(self.adapter) if self.adapter else "base"
-        self._fingerprint = encoder_fingerprint(model_hash(self.model_path), adapter_tag, dtype, pooling, max_length)
+        self._fingerprint = encoder_fingerprint(self.model_path, self.adapter, dtype, pooling, max_length)
 
     def fingerprint(self) -> str:
         return self._fingerprint
@@ -103,14 +121,19 @@ class StateEncoder:
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def token_ids(self, states: Sequence[str]) -> list[list[int]]:
-        """Token ids of each state, a state over ``max_length`` tokens cut by the truncation policy."""
+    def token_ids(self, states: Sequence[str], cut: list[bool] | None = None) -> list[list[int]]:
+        """Token ids of each state, a state over ``max_length`` tokens cut by the truncation policy.
+
+        ``cut``, when given, receives one flag per state: whether it was cut."""
         ids = self.tokenizer(list(states))["input_ids"]
         for i, x in enumerate(ids):
-            if len(x) > self.max_length:
-                cut = truncate_state(states[i], self.tokenizer, self.max_length)
-                self.truncation.add(cut)
-                ids[i] = self.tokenizer(cut.text)["input_ids"]
+            over = len(x) > self.max_length
+            if over:
+                t = truncate_state(states[i], self.tokenizer, self.max_length)
+                self.truncation.add(t)
+                ids[i] = self.tokenizer(t.text)["input_ids"]
+            if cut is not None:
+                cut.append(over)
         return ids
 
     def encode(self, states: Sequence[str], ids: list[list[int]] | None = None):
