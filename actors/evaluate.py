@@ -52,6 +52,8 @@ def with_overrides(cfg: Config, assignments: Sequence[str]) -> Config:
 def parse_grid(specs: Sequence[str]) -> list[dict[str, str]]:
     """``["search.num_candidates=8,16", "search.temperature=0.8,1.3"]`` -> the 4 settings of their product."""
     axes: list[tuple[str, list[str]]] = []
+    if not specs:  # no grid (itertools.product() of nothing is one empty setting)
+        return []
     for spec in specs:
         key, sep, values = spec.partition("=")
         vals = [v.strip() for v in values.split(",") if v.strip()]
