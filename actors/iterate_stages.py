@@ -135,7 +135,8 @@ def stage_prove(ctx: IterCtx, out: Path) -> dict:
     prove_theorems = need("actors.fleet", "prove_theorems", "prove stage")
     cfg = policy_config(ctx.cfg, ctx.current, ctx.cfg.iterate.prove_max_nodes)
     theorems = train_window(ctx.cfg, ctx.iteration)
-    summary = prove_theorems(cfg, theorems, out, seed=ctx.cfg.run.seed + ctx.iteration)
+    summary = prove_theorems(cfg, theorems, out, seed=ctx.cfg.run.seed + ctx.iteration, run_name=ctx.cfg.run.name,
+                             iteration=ctx.iteration)
     return {"theorems": summary.get("theorems"), "proved": summary.get("proved"),
             "proof_rate": summary.get("proof_rate"), "proof_rate_model_only": summary.get("proof_rate_model_only"),
             "trajectories": len(list((out / "trajectories").glob("*.parquet"))),
@@ -191,7 +192,7 @@ def heldout_states(ctx: IterCtx, limit: int) -> list[str]:
     from raylib.data.trajectory import read_trajectories
 
     for k in range(ctx.iteration - 1, -1, -1):
-        files = sorted(Stage(ctx.run_dir, k, "evaluate").dir.rglob("*.parquet"))
+        files = sorted((Stage(ctx.run_dir, k, "evaluate").dir / "llm").rglob("trajectories/*.parquet"))
         if files:
             states: list[str] = []
             for f in files:
@@ -219,28 +220,45 @@ def generation_probe(ctx: IterCtx, adapter: str) -> dict:
     return dict(rep.metrics(), passed=not problems, reason="; ".join(problems) or None, examples=rep.examples)
 
 
+def separation(ctx: IterCtx, adapter: str | None) -> dict:
+    """C2's separation probe of the encoder (base + ``adapter``) on held-out states; {"error"} when too few."""
+    probe_model = need("raylib.train.probe", "probe_model", "separation probe")
+    from raylib.train.probe import ProbeError
+
+    cfg = policy_config(ctx.cfg, ctx.current)
+    held, mine = probe_files(ctx)
+    err = None
+    for files in (held, held + mine):
+        if not files:
+            continue
+        try:
+            return probe_model(cfg, files, adapter=adapter, split="all")
+        except ProbeError as e:
+            err = str(e)
+    return {"error": err or "no trajectories to probe"}
+
+
 def stage_probe(ctx: IterCtx, out: Path) -> dict:
     sft = ctx.earlier("sft")
     if not sft.get("passed"):
         return {"generation": {"passed": False, "reason": f"SFT stopped by the {sft.get('guard')} guard: "
                                f"{sft.get('reason')}"}, "separation_before": None, "separation_after": None}
-    gen = generation_probe(ctx, sft["adapter"])
-    probe_model = need("raylib.train.probe", "probe_model", "separation probe")
-    files = probe_files(ctx)
-    before = probe_model(policy_config(ctx.cfg, ctx.current), files, adapter=ctx.current.get("adapter"))
-    after = probe_model(policy_config(ctx.cfg, ctx.current), files, adapter=sft["adapter"])
-    atomic_write_json(out / "probe.json", {"generation": gen, "separation_before": before, "separation_after": after})
-    return {"generation": gen, "separation_before": before, "separation_after": after}
+    res = {"generation": generation_probe(ctx, sft["adapter"]),
+           "separation_before": separation(ctx, ctx.current.get("adapter")),
+           "separation_after": separation(ctx, sft["adapter"])}
+    atomic_write_json(out / "probe.json", res)
+    return res
 
 
-def probe_files(ctx: IterCtx) -> list[Path]:
-    """Trajectories the separation probe reads: the latest held-out evaluation, then this iteration's search."""
-    files: list[Path] = []
+def probe_files(ctx: IterCtx) -> tuple[list[Path], list[Path]]:
+    """(held-out trajectories of the latest evaluation, LLM-only; this iteration's search trajectories)."""
+    held: list[Path] = []
     for k in range(ctx.iteration - 1, -1, -1):
-        files = sorted(Stage(ctx.run_dir, k, "evaluate").dir.rglob("trajectories/*.parquet"))
-        if files:
+        held = sorted((Stage(ctx.run_dir, k, "evaluate").dir / "llm").rglob("trajectories/*.parquet"))
+        if held:
             break
-    return files + trajectory_files(ctx.run_dir, ctx.iteration)[len(trajectory_files(ctx.run_dir, ctx.iteration - 1)):]
+    mine = trajectory_files(ctx.run_dir, ctx.iteration)[len(trajectory_files(ctx.run_dir, ctx.iteration - 1)):]
+    return held, mine
 
 
 def candidate_pointers(ctx: IterCtx) -> dict | None:
@@ -270,32 +288,34 @@ def stage_ebm(ctx: IterCtx, out: Path) -> dict:
     cfg = with_settings(ctx.cfg, value__encoder_path=ctx.current["base"],
                         value__encoder_adapter=ctx.earlier("sft")["adapter"])
     if ctx.cfg.iterate.ebm_steps:
-        cfg = with_settings(cfg, ebm__steps=ctx.cfg.iterate.ebm_steps)
-    res = train_ebm(cfg, trajectory_files(ctx.run_dir, ctx.iteration), Path(enc["embeddings"]), out)
-    metrics = getattr(res, "metrics", None) or {}
-    return {"ebm": str(out / "ebm"), "metrics": {k: v for k, v in metrics.items() if isinstance(v, (int, float))}}
-
-
-def _rates(res: dict) -> dict:
-    """Held-out proof rates from an evaluate() result: LLM-only and LLM+EBM (None when not run)."""
-    def rate(part):
-        if isinstance(part, dict):
-            return part.get("proof_rate")
-        return None
-    llm, ebm = rate(res.get("llm")), rate(res.get("ebm"))
-    return {"proof_rate_llm": llm, "proof_rate_ebm": ebm, "proof_rate": ebm if ebm is not None else llm}
+        cfg = with_settings(cfg, ebm__max_steps=ctx.cfg.iterate.ebm_steps)
+    res = train_ebm(cfg, trajectory_files(ctx.run_dir, ctx.iteration), Path(enc["embeddings"]), out,
+                    config_hash=ctx.config_hash)
+    return {"ebm": str(res.ebm_dir), "steps": res.steps, "resumed_from": res.resumed_from,
+            "metrics": {k: v for k, v in (res.metrics or {}).items() if isinstance(v, (int, float))}}
 
 
 def run_evaluate(ctx: IterCtx, out: Path, pointers: dict) -> dict:
+    """Held-out evaluation of the model ``pointers`` name, LLM-only and (with an EBM) LLM+EBM."""
     evaluate = need("actors.evaluate", "evaluate", "evaluate stage")
-    check_disjoint = need("actors.evaluate", "check_disjoint", "evaluate stage")
+    from raylib.eval.disjoint import check_disjoint
+
     held = heldout_theorems(ctx.cfg)
-    trained = [t for k in range(1, max(ctx.iteration, 0) + 1) for t in train_window(ctx.cfg, k)]
-    check_disjoint(held, trained)
+    # every theorem the run trains on, this iteration's and the later ones' (no theorem ever crosses over)
+    windows = [t for k in range(1, max(ctx.iteration, ctx.cfg.iterate.iterations) + 1) for t in train_window(ctx.cfg, k)]
+    check_disjoint(held, windows)
+    trained_on = [str(Stage(ctx.run_dir, k, "prove").dir / "trajectories") for k in range(1, ctx.iteration + 1)]
     cfg = policy_config(ctx.cfg, pointers, ctx.cfg.iterate.eval_max_nodes, use_ebm=False)
-    res = evaluate(cfg, held, out, attempts=ctx.cfg.iterate.eval_attempts, ebm_path=pointers.get("ebm"))
-    return {**_rates(res), "theorems": len(held),
-            "attempts": ctx.cfg.iterate.eval_attempts, "result": res}
+    res = evaluate(cfg, held, out, attempts=ctx.cfg.iterate.eval_attempts, ebm_path=pointers.get("ebm"),
+                   trained_on=trained_on or None, iteration=ctx.iteration)
+    llm, ebm = res.get("proof_rate_llm"), res.get("proof_rate_ebm")
+    variants = res.get("variants", {})
+    return {"proof_rate_llm": llm, "proof_rate_ebm": ebm, "proof_rate": ebm if ebm is not None else llm,
+            "proof_rate_llm_model_only": res.get("proof_rate_llm_model_only"),
+            "proof_rate_ebm_model_only": res.get("proof_rate_ebm_model_only"),
+            "attempt_rates": {v: d.get("attempt_rates") for v, d in variants.items()},
+            "sd": {v: d.get("proof_rate_sd") for v, d in variants.items()},
+            "theorems": len(held), "attempts": ctx.cfg.iterate.eval_attempts, "eval": str(out / "eval.json")}
 
 
 def stage_evaluate(ctx: IterCtx, out: Path) -> dict:

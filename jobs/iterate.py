@@ -84,14 +84,29 @@ def setup_console(run_dir: Path) -> Path:
     root.addHandler(fh)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(lambda r: r.name == log.name or r.levelno >= logging.WARNING)
+    console.addFilter(lambda r: r.name == log.name or (r.levelno >= logging.WARNING and not r.name.startswith("ray.data")))
     root.addHandler(console)
-    for noisy in ("ray", "ray.train", "ray.data", "ray.tune"):  # Ray configures its own handlers; keep them quiet
-        lg = logging.getLogger(noisy)
-        lg.handlers.clear()
-        lg.propagate = True
-        lg.setLevel(logging.WARNING)
+    quiet_libraries()
     return logfile
+
+
+def quiet_libraries() -> None:
+    """Ray and transformers install their own console handlers and bars: route them to the log file."""
+    import ray  # noqa: F401  (import first: importing configures Ray's loggers)
+    import ray.data  # noqa: F401
+    import ray.train  # noqa: F401
+
+    for name in list(logging.root.manager.loggerDict):
+        if name == "ray" or name.startswith("ray."):
+            lg = logging.getLogger(name)
+            lg.handlers.clear()
+            lg.propagate = True
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
 
 
 def _line(label: str, outputs: dict, skipped: bool, wall: float) -> str:

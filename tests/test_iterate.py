@@ -1,0 +1,190 @@
+"""The iterate job end to end on local Ray (CPU), tiny budget: an iteration from scratch, a rerun that skips
+everything, kills in the middle of prove / SFT / EBM training followed by the same command (equal to the
+uninterrupted run), the gate refusing a policy trained on shuffled tactics, and the refusal of a run
+folder made by another config.
+
+The model is the real tiny Llama of ``tiny_model_dir`` (random weights): its proofs come mostly from the
+probe tactics, which is enough to make trajectories, SFT examples, embeddings and an EBM. Its greedy
+outputs are degenerate from the start, so the generation probe's thresholds are loosened here (the gate
+test below tightens them again). Kills are raised in-process at a chosen point (an exception out of the
+trajectory writer, Ray Train's ``interrupt_after_step`` hooks), which leaves the files as a SIGKILL there would.
+"""
+
+import json
+import shutil
+
+import pytest
+
+pytestmark = pytest.mark.ray
+
+ray = pytest.importorskip("ray")
+
+from actors import iterate_stages as st  # noqa: E402
+from jobs.iterate import Runner  # noqa: E402
+from raylib.config import load_config  # noqa: E402
+from raylib.stages import RunMismatchError, Stage  # noqa: E402
+
+LOOSE = ["sft.guards.max_identical_share=1.0", "sft.guards.max_empty_share=1.0",
+         "sft.guards.max_repetitive_share=1.0", "sft.guards.probe_states=4", "sft.guards.probe_samples=1",
+         "sft.guards.probe_max_tokens=8"]
+
+
+def make_cfg(root, name, model, *extra):
+    return load_config(None, [
+        f"run.root={root}", f"run.name={name}", f"model.path={model}", "model.device=cpu",
+        "workers.lean=1", "workers.drivers=1", "workers.searches_per_driver=2",
+        "search.max_nodes=10", "search.num_candidates=4", "search.max_tokens=24", "search.timeout_per_theorem=30",
+        "iterate.train_theorems=8", "iterate.heldout_theorems=4", "iterate.sft_steps=4", "iterate.ebm_steps=4",
+        "sft.checkpoint_every=2", "sft.eval_every=2", "sft.batch_size=4", "sft.valid_fraction=0.0",
+        "ebm.hidden_sizes=[32]", "ebm.batch_size=8", "ebm.negatives=3", "ebm.checkpoint_every=2",
+        "ebm.eval_every=2", "ebm.eval_groups=16", "value.max_length=128",
+        *LOOSE, *extra])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray():
+    ray.init(num_cpus=2, include_dashboard=True, configure_logging=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("iterate")
+
+
+@pytest.fixture(scope="module")
+def reference(root, tiny_model_dir):
+    """One uninterrupted iteration from scratch."""
+    cfg = make_cfg(root, "ref", tiny_model_dir)
+    summary = Runner(cfg, 1, None).run()
+    return cfg, summary
+
+
+def _records(run_dir):
+    return {p.parent.relative_to(run_dir).as_posix(): json.loads(p.read_text())
+            for p in sorted(run_dir.glob("iter_*/*/stage.json"))}
+
+
+def test_iteration_from_scratch(reference):
+    cfg, summary = reference
+    run = cfg.run_dir
+    recs = _records(run)
+    assert set(recs) == {"iter_0/evaluate"} | {f"iter_1/{s}" for s in st.STAGES}
+    assert all(r["status"] == "complete" and r["config_hash"] and "base" in r["fingerprints"] for r in recs.values())
+    (it,) = summary["iterations"]
+    assert it["iteration"] == 1 and isinstance(it["promoted"], bool) and it["reason"]
+    assert it["proof_rate_llm"] is not None and it["proof_rate_ebm"] is not None  # the EBM was trained and used
+    assert set(it["stage_wall_s"]) == set(st.STAGES)
+    assert json.loads((run / "summary.json").read_text())["iterations"][0]["iteration"] == 1
+    table = recs["iter_1/sft_data"]["outputs"]["sources"]["iter_1"]
+    assert set(table) == {"input", "positives", "empty", "sorry", "denied", "duplicates", "kept"}
+    assert table["input"] > table["positives"] >= table["kept"] > 0
+    decision = json.loads((run / "iter_1/gate/decision.json").read_text())
+    assert [c["name"] for c in decision["checks"]][:2] == ["proof_rate", "generation_probe"]
+    current = json.loads((run / "current.json").read_text())
+    assert current["adapter"] == (str(run / "iter_1/sft/model") if it["promoted"] else None)
+    assert recs["iter_1/ebm"]["outputs"]["ebm"] and (run / "iter_1/ebm/ebm").is_dir()
+
+
+def test_rerun_skips_every_complete_stage(reference, monkeypatch):
+    cfg, summary = reference
+    before = _records(cfg.run_dir)
+    for name in st.STAGES:  # any stage function called again fails the test
+        monkeypatch.setitem(st.STAGE_FUNCS, name, lambda ctx, out, n=name: pytest.fail(f"{n} ran again"))
+    assert Runner(cfg, 1, None).run()["iterations"] == summary["iterations"]
+    assert _records(cfg.run_dir) == before
+
+
+def test_changed_config_is_refused_unless_from_stage(reference):
+    cfg, _ = reference
+    changed = make_cfg(cfg.run.root, "ref", cfg.model.path, "iterate.tolerance=0.5")
+    with pytest.raises(RunMismatchError, match=r"iterate\.tolerance: 0\.02 -> 0\.5"):
+        Runner(changed, 1, None).pin()
+
+
+def _copy_until(cfg, name, stage):
+    """A copy of the reference run folder holding the stages before ``stage`` of iteration 1 only."""
+    dst = cfg.run_dir.parent / name
+    shutil.copytree(cfg.run_dir, dst)
+    keep = st.STAGES.index(stage)
+    for s in st.STAGES[keep:]:
+        shutil.rmtree(dst / "iter_1" / s, ignore_errors=True)
+    for f in ("summary.json", "current.json"):
+        (dst / f).unlink(missing_ok=True)
+    return dst
+
+
+def _rows(run_dir, stage="prove"):
+    import pyarrow.parquet as pq
+
+    d = run_dir / "iter_1" / stage / "trajectories"
+    return {f.name: pq.read_table(f).select(["node_id", "parent_id", "state", "tactic", "on_proof_path"]).to_pylist()
+            for f in sorted(d.glob("*.parquet"))}
+
+
+def _results(run_dir):
+    rows = [json.loads(x) for x in (run_dir / "iter_1/prove/results.jsonl").read_text().splitlines()]
+    return rows, {r["theorem"]: (r.get("outcome"), r.get("proved"), r.get("proof"), r.get("nodes")) for r in rows}
+
+
+def test_kill_during_prove_then_rerun_equals_uninterrupted(reference, monkeypatch):
+    cfg, _ = reference
+    run = _copy_until(cfg, "kill_prove", "prove")
+    kcfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"name": "kill_prove"})})
+    import raylib.data.trajectory as traj
+
+    real, calls = traj.write_trajectory, []
+
+    def dies_after_three(*a, **kw):
+        if len(calls) == 3:
+            raise KeyboardInterrupt("killed in the middle of prove")
+        calls.append(1)
+        return real(*a, **kw)
+
+    monkeypatch.setattr(traj, "write_trajectory", dies_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        Runner(kcfg, 1, None).run()
+    assert Stage(run, 1, "prove").record() is None and 0 < len(_rows(run)) < 8
+    monkeypatch.setattr(traj, "write_trajectory", real)
+    Runner(kcfg, 1, None).run()
+    lines, res = _results(run)
+    ref_lines, ref_res = _results(cfg.run_dir)
+    assert len({r["theorem"] for r in lines}) == len(ref_res) == 8
+    assert res == ref_res
+    assert _rows(run) == _rows(cfg.run_dir)
+    assert _records(run)["iter_1/sft_data"]["outputs"]["sources"] == \
+        _records(cfg.run_dir)["iter_1/sft_data"]["outputs"]["sources"]
+
+
+def _interrupting(monkeypatch, module, func, step):
+    import importlib
+
+    mod = importlib.import_module(module)
+    real = getattr(mod, func)
+    monkeypatch.setattr(mod, func, lambda *a, **kw: real(*a, **dict(kw, interrupt_after_step=step)))
+    return mod, func, real
+
+
+@pytest.mark.parametrize("stage,module,func", [("sft", "raylib.train.sft", "run_sft"),
+                                               ("ebm", "raylib.train.ebm", "train_ebm")])
+def test_kill_during_training_then_rerun_resumes_and_equals_uninterrupted(reference, monkeypatch, stage, module,
+                                                                          func):
+    cfg, _ = reference
+    name = f"kill_{stage}"
+    run = _copy_until(cfg, name, stage)
+    kcfg = cfg.model_copy(update={"run": cfg.run.model_copy(update={"name": name})})
+    mod, _, real = _interrupting(monkeypatch, module, func, 2)
+    with pytest.raises(ray.train.TrainingFailedError, match="interrupted after the checkpoint of step 2"):
+        Runner(kcfg, 1, None).run()
+    assert Stage(run, 1, stage).record() is None
+    monkeypatch.setattr(mod, func, real)
+    Runner(kcfg, 1, None).run()
+    got, ref = _records(run)[f"iter_1/{stage}"]["outputs"], _records(cfg.run_dir)[f"iter_1/{stage}"]["outputs"]
+    hist = (run / f"iter_1/{stage}/history.jsonl").read_text().splitlines()
+    ref_hist = (cfg.run_dir / f"iter_1/{stage}/history.jsonl").read_text().splitlines()
+    assert len(hist) == len(ref_hist)  # no step lost or repeated
+    assert [json.loads(h)["loss"] for h in hist] == pytest.approx([json.loads(h)["loss"] for h in ref_hist], rel=1e-5)
+    assert got["steps"] == ref["steps"]
+    resumed = json.loads((run / f"iter_1/{stage}/result.json").read_text()).get("resumed_from")
+    assert resumed == 2, "the rerun trained from scratch instead of resuming from the step-2 checkpoint"
