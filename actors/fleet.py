@@ -234,6 +234,8 @@ def prove_theorems(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, flee
         names = {t.name for t in theorems}
         summary = summarize([r for n, r in done.items() if n in names], cfg, fps, time.perf_counter() - t0)
         summary.update(reused=reused, result_key=key, seed=seed, env_versions=fleet.env_versions())
+        from raylib.eval.value_stats import sibling_accuracy_dir  # EBM vs chance on proof paths; null: no EBM
+        summary["ebm_sibling_accuracy"] = sibling_accuracy_dir(traj_dir, names)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
         return summary
     finally:
