@@ -18,7 +18,8 @@ import re
 
 import pytest
 
-from proof_mutations import MUTATIONS, falsified, mutate, proof_tree, render, valid_sequents
+from proof_mutations import MUTATIONS, falsified, mutate, proof_tree, valid_sequents
+from proof_render import render
 from raylib.env.builtin.server import Repl
 from raylib.env.builtin.syntax import TACTIC_KEYWORDS
 
