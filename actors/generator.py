@@ -1,8 +1,10 @@
 """GeneratorActor: hosts the tactic generator (vLLM or HF) for many concurrent searches.
 
-With vLLM, requests are forwarded concurrently and the engine batches them. With HF, concurrent
+With vLLM, requests are forwarded concurrently and the engine batches them (each fails alone). With HF, concurrent
 requests are coalesced into one batched ``generate`` call (a short linger; the backend then chunks by
-its prompt/token budget): one decode step costs about the same for 8 or 64 prompts on a GPU.
+its prompt/token budget): one decode step costs about the same for 8 or 64 prompts on a GPU. A batch
+that raises is split so one bad request fails only its caller, and a request cancelled while it waits
+(``ray.cancel`` on the task, a search past its deadline) is never generated.
 A new LoRA adapter version is hot-loaded without restarting the actor.
 """
 
@@ -53,4 +55,5 @@ class GeneratorActor:
 
     async def stats(self) -> dict:
         s = self.batcher.stats
-        return {"batches": s.batches, "requests": s.items, "mean_batch": s.mean_batch, "max_batch": s.max_batch}
+        return {"batches": s.batches, "requests": s.items, "mean_batch": s.mean_batch, "max_batch": s.max_batch,
+                "failed_batches": s.failed_batches, "failed_requests": s.failed_items, "dropped": s.dropped}

@@ -16,7 +16,9 @@ def test_generator_actor_coalesces_and_hot_loads_adapters(tiny_model_dir, tiny_a
     from raylib.models.hf import HFGenerator
 
     cfg = load_config(None, [f"model.path={tiny_model_dir}", "model.device=cpu", "workers.linger_ms=50"])
-    direct = HFGenerator(tiny_model_dir, device="cpu")
+    from raylib.env import make_filter
+
+    direct = HFGenerator(tiny_model_dir, device="cpu", tactic_filter=make_filter(cfg.env))  # the actor's filter
     expected = direct.generate(STATES, 1, 0.0, 16)
     ray.init(num_cpus=1, include_dashboard=False, configure_logging=False)
     try:
@@ -30,5 +32,19 @@ def test_generator_actor_coalesces_and_hot_loads_adapters(tiny_model_dir, tiny_a
         assert new_fp != base_fp and "1@" in new_fp
         after = ray.get([actor.propose.remote(s, 1, 0.0, 16) for s in STATES])
         assert after != got  # the adapter changed what the same actor generates
+
+        # a request cancelled while it waits in the actor's queue is never generated
+        slow = ray.remote(GeneratorActor).options(num_cpus=0).remote(
+            load_config(None, [f"model.path={tiny_model_dir}", "model.device=cpu", "workers.linger_ms=1500"]))
+        ray.get(slow.fingerprint.remote())
+        refs = [slow.propose.remote(s, 1, 0.0, 16) for s in STATES[:3]]
+        import time
+        time.sleep(0.5)
+        ray.cancel(refs[1])
+        assert ray.get([refs[0], refs[2]]) == [expected[0], expected[2]]
+        with pytest.raises(ray.exceptions.TaskCancelledError):
+            ray.get(refs[1])
+        s = ray.get(slow.stats.remote())
+        assert s["requests"] == 2 and s["dropped"] == 1
     finally:
         ray.shutdown()
