@@ -18,7 +18,9 @@ Output: <out>/ebm (the head, loadable by raylib.models.ebm.EBM.load, carrying th
 fingerprint; set value.ebm_path to it), <out>/sampler.json, <out>/history.jsonl, <out>/result.json,
 checkpoints in <out>/train. Run the same command again after an interruption: it resumes from the
 latest checkpoint; after success it does nothing. Settings: the `ebm` section (raylib/train/config.py).
-Prints a JSON summary. Exit status: 0 done, 2 bad config or input.
+Prints a JSON summary, with the head's sibling accuracy on the val theorems' proof paths (the proof-path
+child has the lowest energy among its scored siblings) beside its chance baseline (mean 1 / siblings).
+Exit status: 0 done, 2 bad config or input.
 """
 
 from __future__ import annotations
@@ -68,10 +70,14 @@ def main(argv=None) -> int:
     res = train_ebm(cfg, files, args.embeddings, args.out, fingerprint=args.fingerprint, config_hash=cfg.hash(),
                     data=data)
     last = next((h for h in reversed(res.history) if "train_rank" in h), {})
+    from raylib.train.ebm_eval import evaluate_ebm
+
+    held_out = evaluate_ebm(res.ebm_dir, files, args.embeddings, split="val")
+    held_out["sibling_accuracy"].pop("per_theorem", None)
     print(json.dumps({"ebm": str(res.ebm_dir), "steps": res.steps, "resumed_from": res.resumed_from,
                       "cached": res.cached, "fingerprint": res.fingerprint,
                       "metrics": {k: v for k, v in last.items() if k.startswith(("train_", "val_"))},
-                      "chance_rank": 1.0 / (cfg.ebm.negatives + 1),
+                      "chance_rank": 1.0 / (cfg.ebm.negatives + 1), "val_theorems": held_out,
                       "sampler": {s: res.report.get(s) for s in ("train", "val")}}, indent=2))
     return 0
 

@@ -18,6 +18,7 @@ from raylib.hashing import state_hash
 from raylib.models.ebm import EBM, FingerprintMismatch, build_head, head_shape
 from raylib.train.config import EBMSection
 from raylib.train.ebm import prepare_ebm_data, train_ebm
+from raylib.train.ebm_eval import evaluate_ebm, score_rows
 from raylib.train.ebm_loop import group_loss, group_metrics, train_in_memory
 
 FP = "fp-test"
@@ -121,6 +122,8 @@ def test_bad_input_stops_before_work(tmp_path, data):
 @pytest.mark.ray
 def test_training_resumes_after_a_kill_without_repeating_steps(tmp_path, data):
     ray = pytest.importorskip("ray")
+    import ray.train
+
     traj, emb = data
     out = tmp_path / "out"
     ray.init(num_cpus=2, include_dashboard=False, configure_logging=False, log_to_driver=False)
@@ -145,6 +148,13 @@ def test_training_resumes_after_a_kill_without_repeating_steps(tmp_path, data):
         assert ebm.encoder_fingerprint == FP and ebm.meta["trained_steps"] == 12
         with pytest.raises(FingerprintMismatch):
             ebm.energies(np.zeros((1, 32), np.float32), "another/fingerprint")
+        held_out = evaluate_ebm(res.ebm_dir, traj, emb, "val")  # the val theorems, as the head's split says
+        assert held_out["theorems"] == report["val"]["theorems"]
+        sib = held_out["sibling_accuracy"]
+        assert sib["nodes"] == report["val"]["positives"] - report["val"]["theorems_with_positives"]  # roots: none
+        assert sib["accuracy"] > sib["chance"] + 0.2 and sib["chance"] == pytest.approx(0.25)
+        rows = score_rows(res.ebm_dir, traj, emb, "all")
+        assert rows and all((r["energy"] is None) == (r["outcome"] != "state") for r in rows)  # terminal: unscored
         again = train_ebm(RUN, traj, emb, out)
         assert again.cached and again.steps == 12
     finally:
