@@ -59,6 +59,9 @@ def parse_grid(specs: Sequence[str]) -> list[dict[str, str]]:
         vals = [v.strip() for v in values.split(",") if v.strip()]
         if not sep or not key.strip() or not vals:
             raise ValueError(f"--grid {spec!r}: expected KEY=V1,V2,..., e.g. search.num_candidates=8,16")
+        if not key.strip().startswith("search."):
+            raise ValueError(f"--grid {spec!r}: the grid sweeps search settings (search.*); evaluate another model "
+                             "or backend with its own run instead")
         axes.append((key.strip(), vals))
     return [dict(zip([k for k, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
 
@@ -234,21 +237,14 @@ def evaluate(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, attempts: 
 
 def _grid(base_cfg: Config, base, theorems, out: Path, settings: list[dict[str, str]], variant: str,
           iteration: int) -> dict[str, Any]:
-    from actors.fleet import start_actors
-
+    """One attempt per setting on ``base``'s models; only the drivers (where search settings live) are new."""
     rows = []
     for i, setting in enumerate(settings):
         cfg = with_overrides(base_cfg, [f"{k}={v}" for k, v in setting.items()])
         slug = "_".join(f"{k.rsplit('.', 1)[-1]}-{v}" for k, v in setting.items())
         log.info("grid %d/%d: %s", i + 1, len(settings), setting)
-        only_search = all(k.startswith("search.") for k in setting) and (cfg.search.beta > 0) == (variant == "ebm")
-        own = None if only_search else start_actors(cfg)  # other settings change the models: their own fleet
-        try:
-            f = search_fleet(base, cfg, value=variant == "ebm") if own is None else own
-            res = _run_variant(cfg, theorems, out / f"{i:02d}_{slug}", 1, f, iteration)
-        finally:
-            if own is not None:
-                own.shutdown()
+        res = _run_variant(cfg, theorems, out / f"{i:02d}_{slug}", 1, search_fleet(base, cfg, value=variant == "ebm"),
+                           iteration)
         rows.append({"setting": setting, "proof_rate": res["proof_rate"],
                      "proof_rate_model_only": res["proof_rate_model_only"], **res["search"],
                      "time_split": res["time_split"]["share"], "dir": res["dirs"][0]})

@@ -140,3 +140,17 @@ def test_evaluate_end_to_end_on_local_ray(local_ray, tmp_path, tiny_model_dir, e
     llm_any = {t: c > 0 for t, c in saved["variants"]["llm"]["per_theorem"].items()}
     assert saved["against"]["llm"]["compared"] == 4 and "imp_self" in saved["against"]["llm"]["gained"]
     assert saved["against"]["llm"]["lost"] == sorted(t for t, p in llm_any.items() if not p and t != "imp_self")
+
+
+def test_grid_settings_are_the_product_of_search_values():
+    from actors.evaluate import parse_grid
+
+    assert parse_grid(["search.num_candidates=8,16", "search.temperature=0.8,1.3"]) == [
+        {"search.num_candidates": "8", "search.temperature": "0.8"},
+        {"search.num_candidates": "8", "search.temperature": "1.3"},
+        {"search.num_candidates": "16", "search.temperature": "0.8"},
+        {"search.num_candidates": "16", "search.temperature": "1.3"}]
+    with pytest.raises(ValueError, match="expected KEY=V1,V2"):
+        parse_grid(["search.num_candidates"])
+    with pytest.raises(ValueError, match="sweeps search settings"):
+        parse_grid(["model.path=a,b"])
