@@ -41,6 +41,7 @@ class LeanWorker:
         self.cancelled: set[str] = set()
         self.recent: deque = deque(maxlen=512)    # (lease id, start, end) of executed lease calls
         self.counts: Counter = Counter()          # executed / skipped lease calls, leases granted / released
+        self.busy_s = 0.0                         # seconds spent inside the environment (Lean time)
 
     # -- control group: answered while the environment is busy ----------------------------------------
     @ray.method(concurrency_group=CONTROL)
@@ -68,7 +69,7 @@ class LeanWorker:
     @ray.method(concurrency_group=CONTROL)
     def stats(self) -> dict:
         env_stats = dict(getattr(self.env, "stats", {}) or {})
-        return {"leases": dict(self.leases), "executed": self.counts["executed"],
+        return {"leases": dict(self.leases), "executed": self.counts["executed"], "busy_s": self.busy_s,
                 "skipped": self.counts["skipped"], "granted": self.counts["granted"],
                 "released": self.counts["released"], "env": env_stats,
                 "held_states": _held_states(self.env)}
@@ -96,10 +97,17 @@ class LeanWorker:
                   for lid, t0, end in self.recent if lid == lease_id and end > submitted)
         queued = max(0.0, start - submitted - own)
         try:
-            return fn(), queued
+            return self._env(fn), queued
         finally:
             self.counts["executed"] += 1
             self.recent.append((lease_id, start, time.time()))
+
+    def _env(self, fn: Callable):
+        t = time.perf_counter()
+        try:
+            return fn()
+        finally:
+            self.busy_s += time.perf_counter() - t
 
     def lease_start(self, lease_id: str, submitted: float, theorem: Theorem):
         return self._lease_call(lease_id, submitted, lambda: self.env.start(theorem))
@@ -128,17 +136,17 @@ class LeanWorker:
 
     # -- lease-free calls (env checks, the old replay-everywhere dealing) -------------------------------
     def start(self, theorem: Theorem) -> Outcome:
-        return self.env.start(theorem)
+        return self._env(lambda: self.env.start(theorem))
 
     def run_tac(self, state: State, tactic: str) -> Outcome:
-        return self.env.run_tac(state, tactic)
+        return self._env(lambda: self.env.run_tac(state, tactic))
 
     def run_tacs(self, state: State, tactics: Sequence[str]) -> list[Outcome]:
         """Several tactics on one state in one round trip (run one after another in this process)."""
-        return [self.env.run_tac(state, t) for t in tactics]
+        return self._env(lambda: [self.env.run_tac(state, t) for t in tactics])
 
     def verify(self, theorem: Theorem, tactics: Sequence[str]) -> Verification:
-        return self.env.verify(theorem, tactics)
+        return self._env(lambda: self.env.verify(theorem, tactics))
 
     def replay(self, theorem: Theorem, tactics: Sequence[str]) -> tuple[list[Outcome], Verification | None]:
         """Run a tactic script step by step, then check it whole when it finished."""
