@@ -63,7 +63,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 
 def result_config(cfg: Config) -> dict:
+    """The settings that decide stage results (not where the run lives, nor how many iterations it asks)."""
     raw = cfg.model_dump(mode="json")
+    raw["run"] = {k: v for k, v in raw["run"].items() if k not in ("name", "root")}
     raw["iterate"] = {k: v for k, v in raw["iterate"].items() if k != "iterations"}
     for k in NEUTRAL:
         if "." not in k:
@@ -122,10 +124,11 @@ def _line(label: str, outputs: dict, skipped: bool, wall: float) -> str:
 
 
 class Runner:
-    def __init__(self, cfg: Config, iterations: int, from_stage: str | None):
+    def __init__(self, cfg: Config, iterations: int, from_stage: str | None, stop_after: str | None = None):
+        """``stop_after`` (tests): end the last iteration after that stage."""
         from actors import iterate_stages as st
 
-        self.st, self.cfg, self.iterations = st, cfg, iterations
+        self.st, self.cfg, self.iterations, self.stop_after = st, cfg, iterations, stop_after
         self.run_dir = cfg.run_dir
         self.config_hash = json_hash(result_config(cfg))
         self.adopt_until: tuple[int, int] | None = None  # (iteration, stage index): stages before it are kept
@@ -198,6 +201,8 @@ class Runner:
                 for name in st.STAGES:
                     self.run_stage(ctx, name, bar)
                     self.after_stage(ctx.outputs["gate"]["current"] if name == "gate" else current)
+                    if k == self.iterations and name == self.stop_after:
+                        return run_summary(self.run_dir)
             current = ctx.outputs["gate"]["current"]
         summary = run_summary(self.run_dir)
         return summary
