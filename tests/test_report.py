@@ -76,9 +76,11 @@ def run_dir(tmp_path):
         "separation_after": {"centroid_l2": 5.9, "probe_accuracy": 0.81, "norm_gap": 0.4}})
     (run / "iter_1" / "ebm").mkdir(parents=True, exist_ok=True)
     (run / "iter_1" / "ebm" / "history.jsonl").write_text(
-        "".join(json.dumps(h) + "\n" for h in [{"step": 1, "loss": 2.0, "gap": 0.1, "rank": 3.0},
-                                               {"step": 2, "loss": 1.5, "gap": 0.4, "rank": 2.0, "val_loss": 1.7,
-                                                "val_gap": 0.3, "val_rank": 2.5}]))
+        "".join(json.dumps(h) + "\n" for h in [{"step": 1, "loss": 2.0, "gap": 0.1, "rank": 0.25, "val_loss": 1.9,
+                                                "val_gap": 0.1, "val_rank": 0.125},
+                                               {"step": 2, "loss": 1.5, "gap": 0.4, "rank": 0.5, "train_loss": 1.6,
+                                                "train_gap": 0.5, "train_rank": 0.75, "val_loss": 1.7,
+                                                "val_gap": 0.3, "val_rank": 0.25}]))
     _w(run / "iter_1" / "evaluate" / "eval.json", _eval(_variant(0.4, 0.03, 0.2), _variant(0.45, 0.01, 0.25)))
     _w(run / "iter_1" / "gate" / "decision.json",
        {"iteration": 1, "promote": True, "reason": "all checks passed",
@@ -114,14 +116,14 @@ def test_report_from_a_synthetic_run_folder(run_dir):
     assert "| 1 | 3 | 1.250 | 1.500 | 1.000 | 0.000 | 0.000 | 0.125 | 0.250 | passed |" in md
     assert "| 1 | iter_1 | 10 | 4 | 0 | 1 | 0 | 1 | 2 |" in md
     # EBM loss / gap / rank; separation before and after
-    assert "| 1 | 2 | 1.500 | 1.700 | 0.300 | 2.500 |" in md
+    assert "| 1 | 2 | 1.500 | 1.600 | 0.500 | 0.750 | 1.700 | 0.300 | 0.250 |" in md
     assert "| 1 | passed | 6.400 | 5.900 | 0.830 | 0.810 | 0.500 | 0.400 |" in md
     # trajectories: two trees of 5 nodes; positives = open states on a proof path (2 in thm_a), start failures apart
     assert "| 1 | 1/3 | 0.0% | 1 | 10 | 2 / 4 (33.3%) | 2.000 | 5.0 / 5 / 5 | 0 |" in md
     assert "| 2 | running |  |  |  |  |  |  |  |" in md  # iteration 2's prove stage is running
     # time: stage wall times and search split
     assert "| iter 1 | 40.0 | 2.0 | 60.0 | 5.0 | 8.0 | 12.0 | 35.0 | 0.1 |" in md
-    assert "| iter 2 | running | not run yet |" in md
+    assert "| iter 2 | running | not run yet |" in md and "| iter 0 | – | – | – | – | – | – | 30.0 | – |" in md
     assert "| 1 | prove (train split) | 70.0% | 20.0% | 0.0% | 10.0% |" in md
     # plots: PNG files linked from the markdown, the same PNGs embedded in the self-contained HTML
     names = re.findall(r"\]\(report_files/([a-z_]+\.png)\)", md)

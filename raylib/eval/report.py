@@ -13,105 +13,21 @@ self-contained file.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 from typing import Any
 
 from raylib.eval import plots
-from raylib.eval.metrics import trajectory_stats
 from raylib.eval.render import Doc
+from raylib.eval.run_files import NOT_RUN, STAGES, collect
 from raylib.eval.tables import fmt, pct, pm
 
 log = logging.getLogger(__name__)
 
 __all__ = ["collect", "write_report"]
 
-STAGES = ("prove", "sft_data", "sft", "probe", "encode", "ebm", "evaluate", "gate")
-NOT_RUN = "not run yet"
 IMAGE_DIR = "report_files"
-
-
-def _json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _jsonl(path: Path) -> list[dict]:
-    out = []
-    try:
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:
-                continue  # a torn last line of a live run
-    except OSError:
-        pass
-    return out
-
-
-def _iterations(run_dir: Path) -> list[int]:
-    ks = []
-    for d in run_dir.glob("iter_*"):
-        if d.is_dir() and d.name[5:].isdigit():
-            ks.append(int(d.name[5:]))
-    return sorted(ks)
-
-
-def _status(d: Path) -> str:
-    """complete, running (folder without a complete record) or not run yet."""
-    if not d.is_dir():
-        return NOT_RUN
-    rec = _json(d / "stage.json")
-    return "complete" if isinstance(rec, dict) and rec.get("status") == "complete" else "running"
-
-
-def _record(d: Path) -> dict:
-    rec = _json(d / "stage.json")
-    return rec if isinstance(rec, dict) and rec.get("status") == "complete" else {}
-
-
-def collect(run_dir: Path) -> dict[str, Any]:
-    """Everything the report shows, read from the files (missing pieces are None / empty)."""
-    run_dir = Path(run_dir)
-    iters = {}
-    for k in _iterations(run_dir):
-        d = run_dir / f"iter_{k}"
-        traj = d / "prove" / "trajectories"
-        files = sorted(traj.glob("*.parquet")) if traj.is_dir() else []
-        iters[k] = {
-            "status": {s: _status(d / s) for s in STAGES},
-            "wall_s": {s: _record(d / s).get("wall_s") for s in STAGES},
-            "outputs": {s: _record(d / s).get("outputs") or {} for s in STAGES},
-            "prove": _json(d / "prove" / "summary.json"),
-            "sources": _json(d / "sft_data" / "sources.json"),
-            "sft_history": _jsonl(d / "sft" / "history.jsonl"), "sft_result": _json(d / "sft" / "result.json"),
-            "probe": _json(d / "probe" / "probe.json"),
-            "ebm_history": _jsonl(d / "ebm" / "history.jsonl"), "ebm_result": _json(d / "ebm" / "result.json"),
-            "eval": _json(d / "evaluate" / "eval.json"), "gate": _json(d / "gate" / "decision.json"),
-            "trajectories": _trajectory_stats(files),
-        }
-    return {"run_dir": str(run_dir), "name": run_dir.name, "summary": _json(run_dir / "summary.json") or {},
-            "run": _json(run_dir / "run.json") or {}, "iterations": iters}
-
-
-def _trajectory_stats(files: list[Path]) -> dict | None:
-    if not files:
-        return None
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    cols = ["run", "iteration", "theorem", "node_id", "parent_id", "depth", "outcome", "on_proof_path"]
-    tables = []
-    for f in files:
-        try:
-            tables.append(pq.read_table(f, columns=cols))
-        except Exception as e:  # noqa: BLE001 - a file being written by a live run is skipped
-            log.warning("report: %s unreadable, skipped: %s", f, e)
-    return trajectory_stats(pa.concat_tables(tables)) if tables else None
 
 
 def write_report(run_dir: str | Path) -> tuple[Path, Path]:
@@ -245,7 +161,7 @@ def _gate(doc: Doc, iters: dict) -> None:
 
 def _short(x: Any) -> str:
     if isinstance(x, dict):
-        return ", ".join(f"{k} {fmt(v)}" for k, v in list(x.items())[:4])
+        return ", ".join(f"{k} {fmt(v)}" for k, v in list(x.items())[:4] if k != "examples")
     return fmt(x)
 
 
@@ -296,26 +212,31 @@ def _ebm(doc: Doc, iters: dict) -> None:
             continue
         hist, out = it["ebm_history"], it["outputs"]["ebm"]
         if out.get("skipped"):
-            rows.append([k, f"skipped: {out['skipped']}", "", "", "", "", ""])
+            rows.append([k, f"skipped: {out['skipped']}"] + [""] * 7)
             continue
         if not hist:
-            rows.append([k, it["status"]["ebm"], "", "", "", "", ""])
+            rows.append([k, it["status"]["ebm"]] + [""] * 7)
             continue
-        ev = [h for h in hist if any(x.startswith("val_") for x in h)]
-        last = ev[-1] if ev else {}
-        rows.append([k, hist[-1]["step"], hist[-1].get("loss"), last.get("val_loss"), last.get("val_gap"),
-                     last.get("val_rank"), (it["ebm_result"] or {}).get("steps")])
-        loss[f"iter {k} train"] = ([h["step"] for h in hist], [h.get("loss") for h in hist])
-        gap[f"iter {k} train"] = ([h["step"] for h in hist if "gap" in h], [h["gap"] for h in hist if "gap" in h])
-        if ev:
-            loss[f"iter {k} val"] = ([h["step"] for h in ev if "val_loss" in h], [h["val_loss"] for h in ev if "val_loss" in h])
-            gap[f"iter {k} val"] = ([h["step"] for h in ev if "val_gap" in h], [h["val_gap"] for h in ev if "val_gap" in h])
+        last = {}
+        for h in hist:  # the latest evaluated figures of each split
+            last.update({x: v for x, v in h.items() if x.startswith(("train_", "val_"))})
+        rows.append([k, hist[-1]["step"], hist[-1].get("loss"), last.get("train_loss"), last.get("train_gap"),
+                     last.get("train_rank"), last.get("val_loss"), last.get("val_gap"), last.get("val_rank")])
+        loss[f"iter {k} step"] = ([h["step"] for h in hist], [h.get("loss") for h in hist])
+        gap[f"iter {k} step"] = ([h["step"] for h in hist if "gap" in h], [h["gap"] for h in hist if "gap" in h])
+        for split in ("train", "val"):
+            ev = [h for h in hist if f"{split}_loss" in h]
+            if ev:
+                loss[f"iter {k} {split} eval"] = ([h["step"] for h in ev], [h[f"{split}_loss"] for h in ev])
+                gap[f"iter {k} {split} eval"] = ([h["step"] for h in ev], [h.get(f"{split}_gap") for h in ev])
     if not rows:
         doc.muted(f"EBM: {NOT_RUN}.")
         return
-    doc.p("Gap: mean energy of the negatives minus the positive's (higher is better); rank: the positive's "
-          "rank among its group (0 = lowest energy, best).")
-    doc.table(["iteration", "steps", "final train loss", "val loss", "val gap", "val rank", "recorded steps"], rows)
+    doc.p("Gap: mean energy of the negatives minus the positive's (higher is better); rank: share of groups "
+          "whose positive has the lowest energy (higher is better). Train/val: evaluated on the sampled "
+          "train and validation groups (validation theorems are held apart by hash).")
+    doc.table(["iteration", "steps", "last step loss", "train loss", "train gap", "train rank", "val loss",
+               "val gap", "val rank"], rows)
     doc.img("ebm_loss.png", plots.line_series(loss, "EBM loss", "step", "loss"), "EBM loss")
     doc.img("ebm_gap.png", plots.line_series(gap, "EBM energy gap", "step", "gap (negatives - positive)"), "EBM gap")
 
@@ -363,7 +284,8 @@ def _time(doc: Doc, data: dict) -> None:
         doc.p("Search time split (share of search seconds):")
         doc.table(["iteration", "search", "generate", "Lean", "EBM", "other"], rows)
     stage_rows = [[f"iter {k}", *[fmt(it["wall_s"].get(s), 1) if it["wall_s"].get(s) is not None
-                                 else it["status"][s] for s in STAGES]] for k, it in iters.items()]
+                                 else ("–" if k == 0 and s != "evaluate" else it["status"][s]) for s in STAGES]]
+                  for k, it in iters.items()]
     doc.table(["", *STAGES], stage_rows)
 
 
