@@ -298,16 +298,18 @@ def stage_ebm(ctx: IterCtx, out: Path) -> dict:
 def run_evaluate(ctx: IterCtx, out: Path, pointers: dict) -> dict:
     """Held-out evaluation of the model ``pointers`` name, LLM-only and (with an EBM) LLM+EBM."""
     evaluate = need("actors.evaluate", "evaluate", "evaluate stage")
-    from raylib.eval.disjoint import check_disjoint
+    from raylib.env.theorems import save_theorems
 
     held = heldout_theorems(ctx.cfg)
-    # every theorem the run trains on, this iteration's and the later ones' (no theorem ever crosses over)
+    # every theorem the run trains on, this iteration's and the later ones' (no theorem ever crosses over),
+    # and every theorem in the trajectories so far: evaluate() refuses an overlap, naming the theorems
     windows = [t for k in range(1, max(ctx.iteration, ctx.cfg.iterate.iterations) + 1) for t in train_window(ctx.cfg, k)]
-    check_disjoint(held, windows)
-    trained_on = [str(Stage(ctx.run_dir, k, "prove").dir / "trajectories") for k in range(1, ctx.iteration + 1)]
+    save_theorems(windows, out / "train_theorems.jsonl")
+    trained_on = [str(out / "train_theorems.jsonl")] + [
+        str(Stage(ctx.run_dir, k, "prove").dir / "trajectories") for k in range(1, ctx.iteration + 1)]
     cfg = policy_config(ctx.cfg, pointers, ctx.cfg.iterate.eval_max_nodes, use_ebm=False)
     res = evaluate(cfg, held, out, attempts=ctx.cfg.iterate.eval_attempts, ebm_path=pointers.get("ebm"),
-                   trained_on=trained_on or None, iteration=ctx.iteration)
+                   trained_on=trained_on, iteration=ctx.iteration)
     llm, ebm = res.get("proof_rate_llm"), res.get("proof_rate_ebm")
     variants = res.get("variants", {})
     return {"proof_rate_llm": llm, "proof_rate_ebm": ebm, "proof_rate": ebm if ebm is not None else llm,

@@ -74,7 +74,7 @@ def result_config(cfg: Config) -> dict:
 
 
 def setup_console(run_dir: Path) -> Path:
-    """Console: this job's stage lines and warnings; the log file: everything at INFO."""
+    """Console: this job's stage lines, warnings (Ray's: errors only); the log file: everything at INFO."""
     logfile = run_dir / "logs" / "iterate.log"
     logfile.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
@@ -86,7 +86,8 @@ def setup_console(run_dir: Path) -> Path:
     root.addHandler(fh)
     console = logging.StreamHandler(sys.stderr)
     console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(lambda r: r.name == log.name or (r.levelno >= logging.WARNING and not r.name.startswith("ray.data")))
+    console.addFilter(lambda r: r.name == log.name or r.levelno >= (logging.ERROR if r.name.startswith("ray")
+                                                                    else logging.WARNING))
     root.addHandler(console)
     quiet_libraries()
     return logfile
