@@ -31,7 +31,7 @@ def tree_rows(theorem, states, finished_after=None):
 
 
 S1 = ["p q : Prop\nh : p ∧ q\n⊢ q ∧ p", "p q : Prop\nhp : p\nhq : q\n⊢ q ∧ p", "case left\np : Prop\n⊢ p"]
-S2 = ["p : Prop\n⊢ p → p", "p : Prop\nh : p\n⊢ p", "p q : Prop\nh : p ∧ q\n⊢ q ∧ p"]  # shares one state with S1
+S2 = ["p : Prop\n⊢ p → p", "p : Prop\nh : p\n⊢ p", "p q : Prop\nh : p ∧ q\n⊢ q ∧ p"]  # one state also in S1
 S3 = [f"p : Prop\nh{i} : p\n⊢ p ∨ ¬p" for i in range(7)]
 
 

@@ -18,7 +18,8 @@ def _goal(tag, n, target, prefix="h"):
     return "\n".join(head + ["p q r s a b : Prop"] + hyps + [target, "    ∧ (q ∨ p)"])
 
 
-LONG = "\n\n".join([_goal("inl", 40, "⊢ p ∧ (q → r)"), _goal("inr", 30, "⊢ q ∨ ¬p", "k"), _goal(None, 30, "⊢ s")])
+LONG = "\n\n".join([_goal("inl", 40, "⊢ p ∧ (q → r)"), _goal("inr", 30, "⊢ q ∨ ¬p", "k"),
+                    _goal(None, 30, "⊢ s")])
 TARGETS = ["⊢ p ∧ (q → r)\n    ∧ (q ∨ p)", "⊢ q ∨ ¬p\n    ∧ (q ∨ p)", "⊢ s\n    ∧ (q ∨ p)"]
 
 

@@ -79,7 +79,8 @@ def embeddings_meta(dir: str | Path) -> dict | None:
     try:
         meta = json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as e:
-        raise EmbeddingsError(f"{p}: unreadable embeddings meta ({e}); delete the folder {dir} and encode again") from None
+        raise EmbeddingsError(f"{p}: unreadable embeddings meta ({e}); delete the folder {dir} and "
+                              "encode again") from None
     missing = [k for k in ("fingerprint", "dim", "dtype", "count") if k not in meta]
     if missing:
         raise EmbeddingsError(f"{p}: embeddings meta lacks {missing}; delete the folder {dir} and encode again")

@@ -149,34 +149,39 @@ def encode_trajectories(cfg, trajectory_files: Sequence[str | Path], out_dir: st
     known = _check_out_dir(out_dir, fingerprint)
     v = cfg.value
 
-    DataContext.get_current().enable_progress_bars = False  # one bar: ours, on written embeddings
-    ds = ray.data.read_parquet([str(f) for f in files]).select_columns(list(NEEDED))
-    ds = ds.map_batches(_open_states, batch_format="pyarrow")
-    # A few shuffle partitions: the distinct states are small beside their embeddings.
-    parts_n = max(1, min(len(files), 4 * v.encode_workers))
-    distinct = ds.groupby("state_hash", num_partitions=parts_n).map_groups(
-        functools.partial(_distinct, known=frozenset(known)), batch_format="pyarrow").materialize()
-    total = distinct.count()
-    warm = sum(int(b["warm"].sum()) for b in distinct.select_columns(["warm"]).iter_batches(batch_format="numpy"))
-    todo = total - warm
-    log.info("%d distinct open states in %d files: %d already encoded (warm), %d to encode; fingerprint %s",
-             total, len(files), warm, todo, fingerprint)
-    written, truncated, dim = 0, 0, None
-    parts: list[str] = []
-    if todo:
-        encoded = distinct.map_batches(_cold, batch_format="pyarrow").map_batches(
-            _EncoderUDF, fn_constructor_kwargs={"cfg_json": cfg.model_dump(mode="json"), "fingerprint": fingerprint},
-            batch_size=v.encode_batch_states, batch_format="numpy", num_gpus=encode_gpus(cfg),
-            compute=ActorPoolStrategy(size=v.encode_workers))
-        with tqdm(total=todo, desc="encode", unit="state", disable=not progress) as bar:
-            for batch in encoded.iter_batches(batch_size=v.part_states, batch_format="numpy"):
-                emb = np.asarray(batch["embedding"], dtype=np.float32)
-                hashes = [str(h) for h in batch["state_hash"]]
-                part = write_embeddings_part(out_dir, hashes, emb, fingerprint, v.dtype)
-                parts.append(part.name)
-                dim, written = emb.shape[1], written + len(hashes)
-                truncated += int(np.asarray(batch["cut"]).sum())
-                bar.update(len(hashes))
+    ctx = DataContext.get_current()
+    bars, ctx.enable_progress_bars = ctx.enable_progress_bars, False  # one bar: ours, on written embeddings
+    try:
+        ds = ray.data.read_parquet([str(f) for f in files]).select_columns(list(NEEDED))
+        ds = ds.map_batches(_open_states, batch_format="pyarrow")
+        # A few shuffle partitions: the distinct states are small beside their embeddings.
+        parts_n = max(1, min(len(files), 4 * v.encode_workers))
+        distinct = ds.groupby("state_hash", num_partitions=parts_n).map_groups(
+            functools.partial(_distinct, known=frozenset(known)), batch_format="pyarrow").materialize()
+        total = distinct.count()
+        warm = sum(int(b["warm"].sum()) for b in distinct.select_columns(["warm"]).iter_batches(batch_format="numpy"))
+        todo = total - warm
+        log.info("%d distinct open states in %d files: %d already encoded (warm), %d to encode; fingerprint %s",
+                 total, len(files), warm, todo, fingerprint)
+        written, truncated, dim = 0, 0, None
+        parts: list[str] = []
+        if todo:
+            encoded = distinct.map_batches(_cold, batch_format="pyarrow").map_batches(
+                _EncoderUDF,
+                fn_constructor_kwargs={"cfg_json": cfg.model_dump(mode="json"), "fingerprint": fingerprint},
+                batch_size=v.encode_batch_states, batch_format="numpy", num_gpus=encode_gpus(cfg),
+                compute=ActorPoolStrategy(size=v.encode_workers))
+            with tqdm(total=todo, desc="encode", unit="state", disable=not progress) as bar:
+                for batch in encoded.iter_batches(batch_size=v.part_states, batch_format="numpy"):
+                    emb = np.asarray(batch["embedding"], dtype=np.float32)
+                    hashes = [str(h) for h in batch["state_hash"]]
+                    part = write_embeddings_part(out_dir, hashes, emb, fingerprint, v.dtype)
+                    parts.append(part.name)
+                    dim, written = emb.shape[1], written + len(hashes)
+                    truncated += int(np.asarray(batch["cut"]).sum())
+                    bar.update(len(hashes))
+    finally:
+        ctx.enable_progress_bars = bars
     meta = embeddings_meta(out_dir) or {}
     wall = time.perf_counter() - t0
     result = {"states": total, "warm": warm, "encoded": written, "truncated": truncated,
