@@ -46,13 +46,15 @@ def proof_rate_plot(iterations: Sequence[int], series: Mapping[str, Sequence[flo
         if not pts:
             continue
         xs, vs, es = zip(*pts)
-        style = "--" if label in dashed else "-"
-        ax.errorbar(xs, vs, yerr=es if any(es) else None, fmt=style + "o", color=COLORS[i % len(COLORS)],
-                    label=label, capsize=3, linewidth=1.6, markersize=5)
+        color = COLORS[i % len(COLORS)]
+        ax.plot(xs, vs, "--" if label in dashed else "-", marker="s" if label in dashed else "o", color=color,
+                label=label, linewidth=1.6, markersize=5)
+        if any(es):
+            ax.errorbar(xs, vs, yerr=es, fmt="none", ecolor=color, capsize=3, linewidth=1.0)
     ax.set_xlabel("iteration (0 = starting model)")
     ax.set_ylabel("held-out proof rate (%)")
     ax.set_xticks(list(iterations))
-    ax.set_ylim(bottom=0)
+    ax.set_ylim(bottom=-2)  # a line at 0% stays visible above the axis
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.set_title("Proof rate per iteration")
@@ -69,12 +71,14 @@ def line_series(series: Mapping[str, tuple[Sequence[float], Sequence[float]]], t
     for i, (label, (xs, ys)) in enumerate(series.items()):
         ax.plot(xs, ys, "o-" if markers or len(xs) < 3 else "-", color=COLORS[i % len(COLORS)], label=label,
                 linewidth=1.3, markersize=4)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if len(series) > 1:
-        ax.legend(fontsize=8, loc="best")
+    ax.legend(fontsize=8, loc="best")
     return _png(fig)
 
 
