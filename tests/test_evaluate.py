@@ -96,7 +96,7 @@ def test_evaluate_end_to_end_on_local_ray(local_ray, tmp_path, tiny_model_dir, e
     from actors.evaluate import evaluate
     from raylib.eval.tables import eval_markdown
 
-    theorems = builtin_theorems("textbook")[:2] + PROBE_PROVABLE
+    theorems = builtin_theorems("textbook")[:1] + PROBE_PROVABLE
     traj, _ = _training_files(tmp_path, builtin_theorems("textbook")[5:7], [])
     cfg = load_config(None, [f"run.root={tmp_path}", f"model.path={tiny_model_dir}", "search.num_candidates=2",
                              "search.max_tokens=16", "search.max_nodes=3", "search.timeout_per_theorem=20",
@@ -110,8 +110,8 @@ def test_evaluate_end_to_end_on_local_ray(local_ray, tmp_path, tiny_model_dir, e
     res = evaluate(cfg, theorems, out, attempts=2, ebm_path=str(ebm_dir), trained_on=[traj],
                    grid=["search.num_candidates=1,2"], against=other)
     saved = json.loads((out / "eval.json").read_text())
-    assert saved["budget"] == {"theorems": 4, "attempts": 2, "max_nodes": 3, "timeout_per_theorem_s": 20.0,
-                               "num_candidates": 2, "max_expansions": 24, "max_search_s": 160.0, "seeds": [0, 1]}
+    assert saved["budget"] == {"theorems": 3, "attempts": 2, "max_nodes": 3, "timeout_per_theorem_s": 20.0,
+                               "num_candidates": 2, "max_expansions": 18, "max_search_s": 120.0, "seeds": [0, 1]}
     assert saved["disjoint"]["checked"] and saved["disjoint"]["trained_theorems"] == 2
     assert set(saved["variants"]) == {"llm", "ebm"}
     for v in saved["variants"].values():
@@ -122,11 +122,11 @@ def test_evaluate_end_to_end_on_local_ray(local_ray, tmp_path, tiny_model_dir, e
             rows = [json.loads(x) for x in open(f"{d}/results.jsonl")]
             assert sorted(r["theorem"] for r in rows) == sorted(t.name for t in theorems)
             per_attempt.append({r["theorem"]: bool(r["proved"] and r.get("verified", True)) for r in rows})
-        assert v["attempt_rates"] == [round(sum(a.values()) / 4, 4) for a in per_attempt]
+        assert v["attempt_rates"] == [round(sum(a.values()) / 3, 4) for a in per_attempt]
         assert v["per_theorem"] == {t.name: sum(a[t.name] for a in per_attempt) for t in theorems}
         # the probe tactics alone prove these two: proved in every attempt, but not by the model
         assert v["per_theorem"]["imp_self"] == 2 and v["per_theorem"]["and_intro"] == 2
-        assert v["proof_rate_model_only"] is not None and v["proof_rate_model_only"] <= v["proof_rate"] - 0.5
+        assert v["proof_rate_model_only"] is not None and v["proof_rate_model_only"] <= v["proof_rate"] - 0.666
         assert set(v["pass_at_k"]) == {"1", "2"} and v["pass_at_k"]["2"] >= v["pass_at_k"]["1"]
         assert sum(v["depth_distribution"].values()) == sum(v["per_theorem"].values())
     assert saved["proof_rate_llm"] == saved["variants"]["llm"]["proof_rate"]
@@ -138,7 +138,7 @@ def test_evaluate_end_to_end_on_local_ray(local_ray, tmp_path, tiny_model_dir, e
     md = (out / "eval.md").read_text()
     assert md == eval_markdown(res) and "LLM+EBM" in md and "pass@2" in md and "num_candidates" in md
     llm_any = {t: c > 0 for t, c in saved["variants"]["llm"]["per_theorem"].items()}
-    assert saved["against"]["llm"]["compared"] == 4 and "imp_self" in saved["against"]["llm"]["gained"]
+    assert saved["against"]["llm"]["compared"] == 3 and "imp_self" in saved["against"]["llm"]["gained"]
     assert saved["against"]["llm"]["lost"] == sorted(t for t, p in llm_any.items() if not p and t != "imp_self")
 
 
