@@ -150,6 +150,7 @@ def test_grid_settings_are_the_product_of_search_values():
         {"search.num_candidates": "8", "search.temperature": "1.3"},
         {"search.num_candidates": "16", "search.temperature": "0.8"},
         {"search.num_candidates": "16", "search.temperature": "1.3"}]
+    assert parse_grid([]) == []  # no --grid: no grid run (not one empty setting)
     with pytest.raises(ValueError, match="expected KEY=V1,V2"):
         parse_grid(["search.num_candidates"])
     with pytest.raises(ValueError, match="sweeps search settings"):
