@@ -130,11 +130,11 @@ BREAKS = [
     ("projection .1/.left: only of a conjunction", B + "terms.py", 'if isinstance(f, And) and fld in ("1", "left"):',
      'if isinstance(f, (And, Or)) and fld in ("1", "left"):'),
     ("projection .mpr: only of an Iff", B + "terms.py", 'if isinstance(f, Iff) and fld in ("2", "mpr"):',
-     'if isinstance(f, (Iff, Imp)) and fld in ("2", "mpr"):'),
+     'if isinstance(f, (Iff, Or)) and fld in ("2", "mpr"):'),
     ("projection .mp: only of an Iff", B + "terms.py", 'if isinstance(f, Iff) and fld in ("1", "mp"):\n        return Imp(f.a, f.b)',
      'if isinstance(f, (Iff, Or)) and fld in ("1", "mp"):\n        return Imp(f.a, f.b)'),
     (".symm of And: only of a conjunction", B + "terms.py", 'if isinstance(f, And) and fld == "symm":',
-     'if isinstance(f, (And, Imp)) and fld == "symm":'),
+     'if isinstance(f, (And, Or)) and fld == "symm":'),
     (".symm of Or", B + "terms.py", 'if isinstance(f, Or) and fld == "symm":\n        return Or(f.b, f.a)',
      'if isinstance(f, Or) and fld == "symm":\n        return And(f.b, f.a)'),
     (".symm of Iff", B + "terms.py", 'if isinstance(f, Iff) and fld == "symm":\n        return Iff(f.b, f.a)',
@@ -185,7 +185,7 @@ failed = []
 for name in ('test_oracle_renderings_complete_on_true_statements', 'test_no_attempt_completes_a_falsified_statement'):
     try:
         getattr(t, name)(corpus)
-    except AssertionError:
+    except Exception:  # an assertion, or an answer of the wrong shape (e.g. no sorries from `by sorry`)
         failed.append(name)
 print(json.dumps(failed))
 """

@@ -90,7 +90,7 @@ def _goal_mutations(f: Formula) -> list[Formula]:
     if isinstance(f, Imp):
         out += [Imp(f.b, f.a), f.b, And(f.a, f.b)]
     if isinstance(f, Iff):
-        out += [Imp(f.b, f.a), Iff(f.a, Not(f.b)), And(f.a, f.b)]
+        out += [Imp(f.b, f.a), Imp(f.a, f.b), Or(f.a, f.b), Iff(f.a, Not(f.b)), And(f.a, f.b)]
     if isinstance(f, (And, Or, Imp, Iff)):
         out += [type(f)(g, f.b) for g in _goal_mutations_shallow(f.a)]
         out += [type(f)(f.a, g) for g in _goal_mutations_shallow(f.b)]

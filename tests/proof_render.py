@@ -74,6 +74,14 @@ class Renderer:
         return lines
 
     def two(self, head: list[str], k1: Node, k2: Node, tags=None) -> list[str]:
+        if not tags and not self.flat and self.rng.random() < 0.15:
+            # both cases at once: each goal takes the alternative that closes it
+            fr = Renderer(self.rng, term_bias=0.0, flat=True)
+            a, b = fr.tac(k1), fr.tac(k2)
+            if a and b:
+                both = (f"{self.pick('any_goals', 'all_goals')} first | ({'; '.join(a + ['done'])}) | "
+                        f"({'; '.join(b + ['done'])})")
+                return ["focus"] + _ind(head + [both])
         a, b = self.tac(k1), self.tac(k2)
         style = "case" if tags else "flat" if self.flat else self.pick("flat", "bullet")  # `cases`: names
         if style == "flat":
@@ -227,7 +235,7 @@ class Renderer:
         if kind == "intro":
             x, f = a
             kid = k[0]
-            if kid.kind in ("obtain_and", "obtain_iff") and kid.args[0] == x and self.rng.random() < 0.5:
+            if kid.kind in ("obtain_and", "obtain_iff") and kid.args[0] == x and self.rng.random() < 0.8:
                 return f"fun ⟨{kid.args[1]}, {kid.args[2]}⟩ => {self.term(kid.kids[0], sub)}"   # pattern binder
             binder = self.pick(x, f"({x} : {show(f)})")
             return f"fun {binder} => {self.term(kid, sub)}"

@@ -26,7 +26,7 @@ from raylib.env.builtin.syntax import TACTIC_KEYWORDS
 SEEDS = range(6)
 PER_SEED = 40          # valid sequents per seed
 RENDERS = 3            # unmutated renderings per sequent
-FALSIFIED = 3          # falsified copies per sequent
+FALSIFIED = 5          # falsified copies per sequent
 
 
 def whole(stmt: str, proof: str) -> bool:
