@@ -11,8 +11,9 @@ that proposes the next step of the built-in oracle's proof among three wrong tac
 
 Modes: ``lease`` (a search leases one worker; its tactics go there) and ``spread`` (the old dealing:
 a node's tactics are dealt over all workers, each of which rebuilds the state it has not seen).
-For each concurrency level: theorems/minute (wall clock), Lean seconds per theorem (the workers' time
-inside the environment, summed) and, as the plain reference measured in the same run, the ideal Lean
+Every worker's process is started before the clock (a process start, like Mathlib's header import, is
+paid once per process). For each concurrency level: theorems/minute (wall clock), Lean seconds per
+theorem (the workers' time inside the environment, summed) and, as the plain reference measured in the same run, the ideal Lean
 seconds per theorem: one open plus the tactic cost of every request the search itself made (its tactics
 and its proof check). Prints one JSON object.
 """
@@ -23,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import logging
 import os
 import platform
 import sys
@@ -33,6 +35,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from raylib.config import load_config  # noqa: E402
+from raylib.env import Theorem  # noqa: E402
 from raylib.models.generator import Candidate  # noqa: E402
 
 
@@ -107,7 +110,10 @@ def measure(mode: str, concurrency: int, n: int, theorems, steps, args) -> dict:
         "search.num_candidates=4", "search.probe_tactics=[]", "search.batch_expansion_size=1",
         "search.max_nodes=30", "search.timeout_per_theorem=300"])
     workers = lean_worker_pool(cfg, args.workers)
-    ray.get([w.ping.remote() for w in workers])
+    warm = Theorem("warm_up", "theorem warm_up (p : Prop) : p → p")  # start every process before the clock:
+    ray.get([w.start.remote(warm) for w in workers])                  # a process start (a Mathlib header) is
+    ray.get([w.release.remote("warm-up", warm) for w in workers])     # paid once per process, not per theorem
+    base = ray.get([w.stats.remote() for w in workers])
     pool = RayEnvPool(workers, mode=mode)
     search = BestFirstSearch(cfg.search, pool, OracleGenerator(steps))
     todo = theorems[:n]
@@ -118,16 +124,20 @@ def measure(mode: str, concurrency: int, n: int, theorems, steps, args) -> dict:
     for w in workers:
         ray.kill(w)
     assert all(r.proved for r in results), [r.summary() for r in results if not r.proved]
-    lean_s = sum(s["busy_s"] for s in stats)
+    lean_s = sum(s["busy_s"] - b["busy_s"] for s, b in zip(stats, base))
     requests = sum(r.tactics_run + (2 if r.proved else 0) for r in results)  # tactics + check + axioms
     ideal = (n * args.reopen + requests * args.tactic) / n
-    env = [s["env"] for s in stats]
-    return {"mode": mode, "concurrency": concurrency, "theorems": n, "wall_s": round(wall, 2),
+    env = [{k: s["env"].get(k, 0) - b["env"].get(k, 0) for k in ("opens", "replayed_tactics", "restarts")}
+           for s, b in zip(stats, base)]
+    out = {"mode": mode, "concurrency": concurrency, "theorems": n, "wall_s": round(wall, 2),
             "theorems_per_min": round(60 * n / wall, 1), "lean_s_per_theorem": round(lean_s / n, 3),
             "ideal_lean_s_per_theorem": round(ideal, 3), "lean_vs_ideal": round(lean_s / n / ideal, 3),
             "opens_per_theorem": round(sum(e.get("opens", 0) for e in env) / n, 2),
             "replayed_tactics_per_theorem": round(sum(e.get("replayed_tactics", 0) for e in env) / n, 2),
+            "process_restarts": sum(e.get("restarts", 0) for e in env),
             "queue_s_per_theorem": round(sum(r.queue_s for r in results) / n, 3)}
+    logging.getLogger("bench.lean_affinity").info("%s", json.dumps(out))
+    return out
 
 
 def _serve_command(args) -> list[str]:
@@ -148,13 +158,12 @@ def main(argv=None) -> dict:
     if args.serve:
         serve(args.reopen, args.tactic)
         return {}
-    import logging
-
     import ray
 
     from raylib.env.builtin.corpus import builtin_theorems, oracle_proof
 
     logging.basicConfig(level=logging.WARNING)
+    logging.getLogger("bench.lean_affinity").setLevel(logging.INFO)
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
     theorems = [t for t in builtin_theorems("generated", 400, 0) if 3 <= len(oracle_proof(t.statement)) <= 6]
     steps = oracle_steps(theorems[:64])
