@@ -125,11 +125,17 @@ def test_fault_truncate_blocks():
     p.stdin.write('{"cmd": "theorem t (p : Prop) (hp : p) : p := by sorry"}\n\n'
                   '{"tactic": "fault_truncate", "proofState": 0}\n\n')
     p.stdin.flush()
-    time.sleep(1.5)
-    assert p.poll() is None
+    import os
+    import select
+    got, deadline = b"", time.monotonic() + 60   # wait for the half answer (no fixed sleep: slow machines)
+    while time.monotonic() < deadline and not (b"\n\n" in got and got.split(b"\n\n", 1)[1].strip()):
+        if select.select([p.stdout], [], [], 0.5)[0]:
+            got += os.read(p.stdout.fileno(), 1 << 16)
+    time.sleep(0.5)
+    assert p.poll() is None  # still blocked after half an answer
     p.kill()
-    out, _ = p.communicate(timeout=10)
-    tail = out.split("\n\n")[-1]
+    p.communicate(timeout=10)
+    tail = got.decode().split("\n\n")[-1]
     assert tail and not tail.rstrip().endswith("}")
 
 
