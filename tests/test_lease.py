@@ -179,3 +179,41 @@ class _OneSlowTactic:
         if self.n == 1:
             return [Candidate(f"have h{i} : True := trivial", -1.0) for i in range(4)]
         return [Candidate("fault_sleep 0.6", -1.0)]
+
+
+class _Fixed:
+    """Test double generator: the same tactics everywhere."""
+
+    def __init__(self, tactics):
+        self.tactics = tactics
+
+    async def propose(self, state, n, temperature, max_tokens):
+        return [Candidate(t, -1.0) for t in self.tactics]
+
+
+def test_waiting_for_a_lease_is_queue_time_not_search_time(local_ray):
+    from actors.pools import RayEnvPool
+    from raylib.env import Theorem
+    from raylib.search.best_first import BestFirstSearch
+    from raylib.search.config import SearchSection
+
+    _, ws = workers(1, "workers.leases_per_worker=1")
+    pool = RayEnvPool(ws)
+    hog = BestFirstSearch(SearchSection(timeout_per_theorem=1.5, batch_expansion_size=1, probe_tactics=[]),
+                          pool, SlowGenerator())  # holds the only lease ~2.6 s (one slow call)
+    quick = BestFirstSearch(SearchSection(timeout_per_theorem=1.5, probe_tactics=[]), pool,
+                            _Fixed(["intro h", "exact h"]))
+    easy = Theorem("imp_self", "theorem imp_self (p : Prop) : p → p")
+
+    async def go():
+        first = asyncio.ensure_future(hog.prove(THM))
+        await asyncio.sleep(0.3)  # the hog has the lease
+        return await asyncio.gather(first, quick.prove(easy))
+
+    slow, fast = asyncio.run(go())
+    assert slow.stop_reason == "timeout"
+    # the quick search waited longer than its whole timeout for the lease, yet was not timed out by it
+    assert fast.queue_s > 1.5 and fast.stop_reason == "proved" and fast.wall_s < 1.5
+    assert fast.summary()["queue_s"] == fast.queue_s
+    for w in ws:
+        ray.kill(w)
