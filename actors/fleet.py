@@ -169,6 +169,8 @@ def prove_theorems(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, flee
     try:
         fps = fleet.fingerprints
         key = result_key(cfg, fps, seed)
+        if seed is not None:  # each attempt samples differently (HF; vLLM keeps model.seed)
+            ray.get(fleet.generator.reseed.remote(cfg.model.seed + seed))
         done = read_results(results_path)
         todo = [t for t in theorems if not reusable(done.get(t.name), key)]
         reused = len(theorems) - len(todo)

@@ -50,6 +50,15 @@ class GeneratorActor:
         log.info("generator now serves adapter %s (version %s)", path, version)
         return self.backend.fingerprint()
 
+    async def reseed(self, seed: int) -> bool:
+        """Seed the backend's sampling (HF); False when the backend seeds only at start (vLLM: model.seed)."""
+        fn = getattr(self.backend, "reseed", None)
+        if fn is None:
+            return False
+        with self._lock:
+            fn(seed)
+        return True
+
     async def fingerprint(self) -> str:
         return self.backend.fingerprint()
 

@@ -55,7 +55,8 @@ class HFGenerator:
     def __init__(self, model_path: str | Path, adapter: str | Path | None = None, dtype: str = "float32",
                  device: str = "auto", tactic_filter: TacticFilter | None = None, template: str | None = None,
                  max_batch_prompts: int = 16, max_batch_tokens: int | None = None,
-                 adapter_version: str | int | None = None, max_prompt_tokens: int | None = None):
+                 adapter_version: str | int | None = None, max_prompt_tokens: int | None = None,
+                 seed: int | None = None):
         if max_batch_prompts < 1:
             raise ValueError(f"max_batch_prompts must be >= 1, got {max_batch_prompts}")
         self.model_path = str(check_model_dir(model_path))
@@ -74,13 +75,23 @@ class HFGenerator:
         self.model = load_causal_lm(self.model_path, dtype=dtype, device=self.device)
         if adapter is not None:
             self.load_adapter(adapter, adapter_version if adapter_version is not None else "0")
+        if seed is not None:
+            self.reseed(seed)
+
+    def reseed(self, seed: int) -> None:
+        """Seed sampling. ``generate`` draws from torch's global generator, which this process (a
+        GeneratorActor, a test) owns; concurrent batching still decides which request draws which numbers."""
+        import torch
+
+        torch.manual_seed(int(seed))
 
     @classmethod
     def from_config(cls, model, generation, tactic_filter: TacticFilter | None = None) -> "HFGenerator":
         """Build from ``Config.model`` and ``Config.generation`` sections."""
         return cls(model.path, adapter=model.adapter, dtype=model.dtype, device=model.device,
                    tactic_filter=tactic_filter, template=generation.template,
-                   max_batch_prompts=generation.max_batch_prompts, max_batch_tokens=generation.max_batch_tokens)
+                   max_batch_prompts=generation.max_batch_prompts, max_batch_tokens=generation.max_batch_tokens,
+                   seed=model.seed)
 
     # -- TacticGenerator ----------------------------------------------------------------------
 
