@@ -172,6 +172,8 @@ def prove_theorems(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, flee
         if seed is not None:  # each attempt samples differently (HF; vLLM keeps model.seed)
             ray.get(fleet.generator.reseed.remote(cfg.model.seed + seed))
         done = read_results(results_path)
+        versions = fleet.env_versions()  # stamped on every trajectory row and the summary
+        versions_json = json.dumps(versions, sort_keys=True) if versions is not None else None
         todo = [t for t in theorems if not reusable(done.get(t.name), key)]
         reused = len(theorems) - len(todo)
         log.info("%d theorems: %d reused, %d to prove", len(theorems), reused, len(todo))
@@ -226,7 +228,8 @@ def prove_theorems(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, flee
                            "attempts": n, "result_key": key}
                 else:
                     if res["rows"]:
-                        write_trajectory(res["rows"], traj_dir, thm.name)
+                        write_trajectory([{**r, "env_versions": versions_json} for r in res["rows"]], traj_dir,
+                                         thm.name)
                     row = {**res["summary"], "outcome": outcome_of(res["summary"]), "proof": res["proof"],
                            "attempts": attempts[thm.name], "result_key": key}
                 _append(results_path, row)
@@ -235,7 +238,7 @@ def prove_theorems(cfg: Config, theorems: Sequence[Theorem], out_dir: Path, flee
         bar.close()
         names = {t.name for t in theorems}
         summary = summarize([r for n, r in done.items() if n in names], cfg, fps, time.perf_counter() - t0)
-        summary.update(reused=reused, result_key=key, seed=seed, env_versions=fleet.env_versions())
+        summary.update(reused=reused, result_key=key, seed=seed, env_versions=versions)
         from raylib.eval.value_stats import sibling_accuracy_dir  # EBM vs chance on proof paths; null: no EBM
         summary["ebm_sibling_accuracy"] = sibling_accuracy_dir(traj_dir, names)
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

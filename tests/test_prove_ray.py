@@ -46,6 +46,8 @@ def check_outputs(out, theorems):
             table = read_trajectory(next((out / "trajectories").glob(f"*{r['theorem'][:20]}*")))
             ids = table.column("node_id").to_pylist()
             assert len(ids) == len(set(ids)) and ids[0] == 0
+            versions = set(table.column("env_versions").to_pylist())  # the env that made every row
+            assert len(versions) == 1 and json.loads(versions.pop())["backend"] == "builtin"
     return rows
 
 
