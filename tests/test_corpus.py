@@ -7,7 +7,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -85,9 +84,7 @@ def test_split_proportions_roughly_80_10_10():
 # -- generator -------------------------------------------------------------------------------
 
 def test_generator_deterministic_distinct_tautologies_in_atom_range():
-    t0 = time.perf_counter()
     thms = generate_theorems(1000, seed=7)
-    assert time.perf_counter() - t0 < 10
     assert thms == generate_theorems(1000, seed=7)
     assert thms != generate_theorems(1000, seed=8)
     assert len({t.name for t in thms}) == 1000
