@@ -150,3 +150,13 @@ def test_apply_tags():
     a = step(r, "apply h", 0)
     assert [g.split("\n")[0] for g in a["goals"]] == ["case a", "case a"]
     assert a["goals"][0].endswith("⊢ p") and a["goals"][1].endswith("⊢ q")
+
+
+def test_fun_tuple_pattern_splits_only_a_conjunction():
+    """``fun ⟨a, b⟩`` destructures ∧ (and ↔); on a disjunction it is an error, else `p ∨ q → p` would hold."""
+    r, _ = start("theorem t (p q : Prop) : p ∨ q → p")
+    bad = step(r, "exact fun ⟨a, b⟩ => a", 0)
+    assert bad == {"message": "Lean error:\ninvalid pattern"}  # the REPL's shape of a failed tactic
+    r, _ = start("theorem t (p q : Prop) : p ∧ q → p")
+    good = step(r, "exact fun ⟨a, b⟩ => a", 0)
+    assert good["goals"] == [] and good["proofStatus"] == "Completed"
