@@ -108,10 +108,15 @@ def start_actors(cfg: Config, env_factory=None, generator_cls=None) -> Fleet:
 
 
 # -- results ------------------------------------------------------------------------------------------
+# value.* settings of the encode stage alone (pool size, placement, part size): they change no search result.
+ENCODE_ONLY = ("encode_workers", "encode_gpus", "encode_batch_states", "part_states")
+
+
 def result_key(cfg: Config, fingerprints: dict, seed: Optional[int] = None) -> str:
     """Hash of what produces a theorem's result (not worker counts, not where outputs go)."""
+    value = cfg.value.model_dump(mode="json", exclude=set(ENCODE_ONLY))
     return json_hash({"search": cfg.search.model_dump(mode="json"), "model": cfg.model.model_dump(mode="json"),
-                      "env": cfg.env.model_dump(mode="json"), "value": cfg.value.model_dump(mode="json"),
+                      "env": cfg.env.model_dump(mode="json"), "value": value,
                       "template": cfg.generation.template, "fingerprints": fingerprints, "seed": seed})
 
 

@@ -133,3 +133,18 @@ def test_prove_cli_refuses_a_missing_model_before_starting_ray(tmp_path, capsys,
     assert jobs.prove.main(["--set", f"model.path={tmp_path / 'none'}", "--limit", "1"]) == 2
     err = capsys.readouterr().err
     assert "does not exist" in err and "jobs.bootstrap" in err
+
+
+def test_result_key_covers_what_changes_results_only():
+    """Resume reuses a result only under the same result-affecting settings and fingerprints."""
+    from actors.fleet import result_key
+    from raylib.config import load_config
+
+    fps = {"generator": "g1", "encoder": None}
+    base = result_key(load_config(None, []), fps)
+    for neutral in ("workers.lean=7", "workers.drivers=5", "value.encode_workers=3", "value.part_states=10"):
+        assert result_key(load_config(None, [neutral]), fps) == base, neutral
+    for changing in ("search.max_nodes=9", "model.dtype=bfloat16", "value.pooling=last", "env.timeout_s=3"):
+        assert result_key(load_config(None, [changing]), fps) != base, changing
+    assert result_key(load_config(None, []), {**fps, "generator": "g2"}) != base
+    assert result_key(load_config(None, []), fps, seed=1) != base
