@@ -16,7 +16,6 @@ Exit status: 0 done, 2 bad config or input.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import sys
@@ -38,16 +37,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def resolve_trajectories(spec: str) -> list[Path]:
-    """Files named by a glob, a folder (its *.parquet) or a file; [] when nothing matches."""
-    p = Path(spec)
-    if p.is_dir():
-        return sorted(p.glob("*.parquet"))
-    if p.is_file():
-        return [p]
-    return sorted(Path(x) for x in glob.glob(spec, recursive=True) if Path(x).is_file())
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
@@ -58,13 +47,13 @@ def main(argv=None) -> int:
         return 2
     from raylib.data.embeddings import EmbeddingsError
     from raylib.data.encode import EncodeError, check_trajectory_files, encode_trajectories
-    from raylib.data.trajectory import TrajectoryError
+    from raylib.data.trajectory import TrajectoryError, trajectory_files
     from raylib.models.encoder import config_fingerprint
     from raylib.models.loading import ModelLoadError
     from raylib.rayutil import init_ray
 
-    files = resolve_trajectories(args.trajectories)
     try:
+        files = trajectory_files(args.trajectories)
         if not files:
             raise EncodeError(f"--trajectories {args.trajectories!r}: no files match (pass a glob, a folder of "
                               "*.parquet or a file written by the prove job)")

@@ -18,7 +18,6 @@ Exit status: 0 done, 2 bad config or input.
 from __future__ import annotations
 
 import argparse
-import glob
 import json
 import logging
 import sys
@@ -41,20 +40,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def trajectory_files(pattern: str) -> list[str]:
-    """Files matching a glob, or the pattern itself (a file or a folder) when it is no glob."""
-    if any(c in pattern for c in "*?["):
-        files = sorted(glob.glob(pattern, recursive=True))
-        if not files:
-            raise FileNotFoundError(f"--trajectories {pattern!r}: no file matches (run the prove job first)")
-        return files
-    return [pattern]
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    from raylib.data.trajectory import TrajectoryError
+    from raylib.data.trajectory import TrajectoryError, trajectory_files
     from raylib.models.loading import ModelLoadError
     from raylib.train.probe import ProbeError, probe_model
 

@@ -50,10 +50,9 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    from jobs.probe import trajectory_files
     from raylib.data.embeddings import EmbeddingsError
     from raylib.data.sampler import SamplerError
-    from raylib.data.trajectory import TrajectoryError
+    from raylib.data.trajectory import TrajectoryError, trajectory_files
     from raylib.train.ebm import prepare_ebm_data, train_ebm
 
     try:

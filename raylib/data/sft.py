@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from raylib.data.trajectory import atomic_write_table, read_trajectories
+from raylib.data.trajectory import atomic_write_table, read_trajectories, trajectory_files
 from raylib.env.filter import TacticFilter
 from raylib.env.theorems import Theorem
 
@@ -77,13 +77,6 @@ class SFTBuild:
 
 # -- sources ------------------------------------------------------------------------------------
 
-def _trajectory_files(paths) -> list[Path]:
-    if isinstance(paths, (str, Path)):
-        p = Path(paths)
-        return sorted(p.glob("*.parquet")) if p.is_dir() else [p]
-    return [Path(x) for x in paths]
-
-
 def trajectory_pairs(paths) -> Iterator[Pair]:
     """Proof-path steps of trajectory files: (state of the parent, tactic of the proof-path child).
 
@@ -92,7 +85,7 @@ def trajectory_pairs(paths) -> Iterator[Pair]:
     by (run, iteration, theorem, node_id), so trees of the same theorem from different iterations or
     runs never lend each other states.
     """
-    for f in _trajectory_files(paths):
+    for f in trajectory_files(paths):
         cols = read_trajectories(f).select(["run", "iteration", "theorem", "statement", "node_id", "parent_id",
                                             "state", "tactic", "on_proof_path"]).to_pylist()
         states = {(r["run"], r["iteration"], r["theorem"], r["node_id"]): r["state"] for r in cols}

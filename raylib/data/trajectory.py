@@ -12,6 +12,7 @@ reader never sees half a file and an interrupted search leaves either the whole 
 
 from __future__ import annotations
 
+import glob
 import hashlib
 import logging
 import os
@@ -31,6 +32,7 @@ __all__ = [
     "atomic_write_table",
     "read_trajectories",
     "read_trajectory",
+    "trajectory_files",
     "trajectory_path",
     "write_trajectory",
 ]
@@ -188,18 +190,29 @@ def read_trajectory(path: str | Path) -> pa.Table:
     return table.cast(TRAJECTORY_SCHEMA)
 
 
+def trajectory_files(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The files named by ``paths``: a folder (its ``*.parquet``, sorted), a glob, a file, or a list of files.
+
+    The one reading of a ``--trajectories`` argument for every job and stage. A string that names nothing
+    and matches no file is a ``TrajectoryError``; a folder or a list may give no files (``[]``).
+    """
+    if not isinstance(paths, (str, Path)):
+        return [Path(x) for x in paths]
+    p = Path(paths)
+    if p.is_dir():
+        return sorted(p.glob("*.parquet"))
+    if p.exists():
+        return [p]
+    matches = sorted(Path(x) for x in glob.glob(str(paths), recursive=True) if Path(x).is_file())
+    if not matches:
+        raise TrajectoryError(f"{paths}: no such trajectory file or folder, and no file matches it as a glob "
+                              "(run the prove job first)")
+    return matches
+
+
 def read_trajectories(paths: str | Path | Iterable[str | Path]) -> pa.Table:
-    """Read and concatenate trajectory files: a folder (all ``*.parquet`` in it, sorted), a file or a list."""
-    if isinstance(paths, (str, Path)):
-        p = Path(paths)
-        if p.is_dir():
-            files = sorted(p.glob("*.parquet"))
-        elif p.exists():
-            files = [p]
-        else:
-            raise TrajectoryError(f"{p}: no such trajectory file or folder")
-    else:
-        files = [Path(x) for x in paths]
+    """Read and concatenate trajectory files named as ``trajectory_files`` reads them."""
+    files = trajectory_files(paths)
     if not files:
         return TRAJECTORY_SCHEMA.empty_table()
     return pa.concat_tables([read_trajectory(f) for f in files])

@@ -65,11 +65,9 @@ class EBMData:
 
 
 def _files(trajectory_files: str | Path | Iterable[str | Path]) -> list[Path]:
-    if isinstance(trajectory_files, (str, Path)):
-        p = Path(trajectory_files)
-        files = sorted(p.glob("*.parquet")) if p.is_dir() else [p]
-    else:
-        files = [Path(f) for f in trajectory_files]
+    from raylib.data.trajectory import trajectory_files as resolve
+
+    files = resolve(trajectory_files)
     if not files:
         raise SamplerError(f"{trajectory_files}: no trajectory files (run the prove job first)")
     return files
