@@ -35,7 +35,6 @@ from raylib.hashing import json_hash
 from raylib.stages import (
     MissingInputError,
     RunMismatchError,
-    Stage,
     atomic_write_json,
     check_run,
     invalidate_from,

@@ -30,6 +30,7 @@ import numpy as np
 from raylib.data.sampler import KINDS, SamplerError, build_index, sample_groups, sampler_report
 from raylib.hashing import file_hash, json_hash
 from raylib.train.config import EBMSection
+from raylib.train.jobdir import complete_marker, open_job_dir
 
 log = logging.getLogger(__name__)
 
@@ -166,19 +167,10 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
     rkey = resume_key(ebm, data.data_hash)
     run_name = "ebm-" + json_hash(rkey)
     job_id = json_hash(dict(rkey, ebm=ebm.model_dump(mode="json"), config_hash=config_hash))
-    done = out / "COMPLETE"
-    if done.is_file() and json.loads(done.read_text()).get("job") == job_id and (out / "ebm" / "ebm.json").is_file():
-        log.info("EBM job %s already complete in %s: nothing to do", job_id, out)
+    if open_job_dir(out, run_name, job_id, "EBM", require=out / "ebm" / "ebm.json"):
         return _load_result(out, cached=True)
-    out.mkdir(parents=True, exist_ok=True)
-    done.unlink(missing_ok=True)
+    done = complete_marker(out)
     storage = out / "train"
-    if storage.is_dir():
-        for stale in storage.iterdir():
-            if stale.name != run_name:
-                log.warning("%s holds checkpoints of other data or settings: removed, training %s afresh", stale,
-                            run_name)
-                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
     (out / "sampler.json").write_text(json.dumps(data.report, indent=2))
     log.info("EBM data: %s", json.dumps({s: {k: data.report[s][k] for k in ("theorems", "positives", "hard",
                                                                              "medium", "easy")}

@@ -15,7 +15,6 @@ The loss covers the completion (tactic + end marker + EOS) only: prompt and padd
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import shutil
@@ -24,9 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from raylib.hashing import file_hash
+from raylib.hashing import file_hash, json_hash
 from raylib.train.config import SFTSection
 from raylib.train.guards import GuardStop, check_plan
+from raylib.train.jobdir import complete_marker, open_job_dir
 from raylib.train.schedule import plan_steps
 
 log = logging.getLogger(__name__)
@@ -245,25 +245,13 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     data_hash = file_hash(train_file, valid_file)
     sft_json = sft.model_dump(mode="json")
     rkey = resume_key(sft, model_fingerprint(base), data_hash)
-    run_name = "sft-" + hashlib.sha256(json.dumps(rkey, sort_keys=True).encode()).hexdigest()[:16]
+    run_name = "sft-" + json_hash(rkey)
     job_key = dict(rkey, sft=sft_json, config_hash=config_hash)
-    job_id = hashlib.sha256(json.dumps(job_key, sort_keys=True).encode()).hexdigest()[:16]
-    done = out / "COMPLETE"
-    if done.is_file() and json.loads(done.read_text()).get("job") == job_id:
-        log.info("SFT job %s already complete in %s: nothing to do", job_id, out)
+    job_id = json_hash(job_key)
+    if open_job_dir(out, run_name, job_id, "SFT"):
         return _load_result(out, cached=True)
-    out.mkdir(parents=True, exist_ok=True)
-    done.unlink(missing_ok=True)
+    done = complete_marker(out)
     storage = out / "train"
-    if storage.is_dir():
-        for stale in storage.iterdir():
-            if stale.name != run_name:
-                log.warning("%s holds checkpoints of other base/data/training settings: removed, training "
-                            "%s afresh", stale, run_name)
-                if stale.is_dir():
-                    shutil.rmtree(stale)
-                else:
-                    stale.unlink()
     (out / "resume_key.json").write_text(json.dumps(dict(rkey, run=run_name), indent=2, sort_keys=True))
 
     ray.data.DataContext.get_current().enable_progress_bars = False
@@ -318,7 +306,7 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
         "merged": src.name == "merged", "dtype": sft.dtype, "config_hash": config_hash, "step": step,
         "data_hash": data_hash, "job": job_id,
     }
-    fingerprint["id"] = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
+    fingerprint["id"] = json_hash(fingerprint)
     (tmp / "fingerprint.json").write_text(json.dumps(fingerprint, indent=2, sort_keys=True))
     shutil.rmtree(model_dir, ignore_errors=True)
     tmp.rename(model_dir)
