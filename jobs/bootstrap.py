@@ -28,7 +28,7 @@ import sys
 import time
 from pathlib import Path
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import config_from_args, job_parser
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.bootstrap")
@@ -37,9 +37,7 @@ VERSION = 1
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.bootstrap", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "sft.bootstrap.epochs=2")
+    p = job_parser("jobs.bootstrap", __doc__, "sft.bootstrap.epochs=2")
     p.add_argument("--force", action="store_true", help="rebuild even when the model is complete")
     return p.parse_args(argv)
 
@@ -206,10 +204,8 @@ def run(cfg, force: bool = False) -> dict:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = config_from_args(args, log)
+    if cfg is None:
         return 2
     run(cfg, force=args.force)
     return 0

@@ -21,16 +21,14 @@ import logging
 import sys
 from pathlib import Path
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import config_from_args, job_parser
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.encode")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.encode", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "value.dtype=bfloat16")
+    p = job_parser("jobs.encode", __doc__, "value.dtype=bfloat16")
     p.add_argument("--trajectories", required=True, help="glob, folder or file of trajectory parquet")
     p.add_argument("--out", required=True, help="embeddings folder (created; reused when its fingerprint matches)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -40,10 +38,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = config_from_args(args, log)
+    if cfg is None:
         return 2
     from raylib.data.embeddings import EmbeddingsError
     from raylib.data.encode import EncodeError, check_trajectory_files, encode_trajectories

@@ -16,7 +16,7 @@ import logging
 import sys
 import time
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import ConfigError, job_parser, load_config
 from raylib.env.theorems import TheoremFileError, theorems_from_config
 from raylib.logs import setup_logging
 
@@ -24,9 +24,7 @@ log = logging.getLogger("jobs.env_check")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.env_check", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "theorems.split=test")
+    p = job_parser("jobs.env_check", __doc__, "theorems.split=test")
     p.add_argument("--limit", type=int, default=None, help="check only the first N theorems")
     return p.parse_args(argv)
 

@@ -29,16 +29,14 @@ import logging
 import sys
 from pathlib import Path
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import ConfigError, job_parser, load_config
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.evaluate")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.evaluate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "search.max_nodes=64")
+    p = job_parser("jobs.evaluate", __doc__, "search.max_nodes=64")
     p.add_argument("--theorems", help="JSONL theorem file (default: theorems.source of the config, its split)")
     p.add_argument("--limit", type=int, help="evaluate only the first N theorems")
     p.add_argument("--attempts", type=int, default=1, help="seeded attempts per theorem (pass@k for k<=K)")
@@ -56,15 +54,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def main(argv=None) -> int:
     args = parse_args(argv)
     setup_logging()
-    from raylib.env.theorems import TheoremFileError, load_theorems, theorems_from_config
+    from raylib.env.theorems import TheoremFileError, job_theorems
     from raylib.eval.disjoint import OverlapError
     from raylib.models.loading import ModelLoadError, check_model_dir
 
     try:
         cfg = load_config(args.config, args.overrides)
-        theorems = load_theorems(args.theorems) if args.theorems else theorems_from_config(cfg.theorems)
-        if args.limit:
-            theorems = theorems[: args.limit]
+        theorems = job_theorems(cfg.theorems, args.theorems, args.limit)
         check_model_dir(cfg.model.path)
         from actors.evaluate import evaluate, parse_grid
 

@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from raylib.config import Config, ConfigError, add_config_args, load_config
+from raylib.config import Config, config_from_args, job_parser
 from raylib.hashing import json_hash
 from raylib.stages import (
     MissingInputError,
@@ -51,9 +51,7 @@ NEUTRAL = ("iterate.iterations", "ray", "workers")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.iterate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "iterate.train_theorems=64")
+    p = job_parser("jobs.iterate", __doc__, "iterate.train_theorems=64")
     p.add_argument("--iterations", type=int, help="expert iterations (default: iterate.iterations)")
     p.add_argument("--from-stage", dest="from_stage", metavar="S",
                    help="restart from stage S (prove, sft_data, sft, probe, encode, ebm, evaluate, gate) of the "
@@ -211,10 +209,8 @@ class Runner:
 def main(argv=None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = config_from_args(args, log)
+    if cfg is None:
         return 2
     from raylib.models.loading import ModelLoadError, check_model_dir
 

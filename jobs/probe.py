@@ -22,16 +22,14 @@ import json
 import logging
 import sys
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import ConfigError, job_parser, load_config
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.probe")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.probe", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "value.pooling=last")
+    p = job_parser("jobs.probe", __doc__, "value.pooling=last")
     p.add_argument("--trajectories", required=True, help="trajectory parquet files: a glob, a file or a folder")
     p.add_argument("--adapter", default=None, help="LoRA adapter folder to probe (default: value.encoder_adapter)")
     p.add_argument("--split", choices=("val", "train", "all"), default="val",

@@ -22,8 +22,8 @@ import logging
 import sys
 from pathlib import Path
 
-from raylib.config import Config, ConfigError, add_config_args, load_config
-from raylib.env.theorems import TheoremFileError, load_theorems, theorems_from_config
+from raylib.config import Config, ConfigError, job_parser, load_config
+from raylib.env.theorems import TheoremFileError, job_theorems
 from raylib.logs import setup_logging
 from raylib.models.loading import ModelLoadError, check_model_dir
 
@@ -31,9 +31,7 @@ log = logging.getLogger("jobs.prove")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.prove", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "search.max_nodes=128")
+    p = job_parser("jobs.prove", __doc__, "search.max_nodes=128")
     p.add_argument("--theorems", help="JSONL theorem file (default: theorems.source of the config)")
     p.add_argument("--limit", type=int, help="prove only the first N theorems")
     p.add_argument("--iteration", type=int, default=0, help="expert-iteration index (output folder iter_K)")
@@ -56,9 +54,7 @@ def main(argv=None) -> int:
     setup_logging()
     try:
         cfg = load_config(args.config, args.overrides)
-        theorems = load_theorems(args.theorems) if args.theorems else theorems_from_config(cfg.theorems)
-        if args.limit:
-            theorems = theorems[: args.limit]
+        theorems = job_theorems(cfg.theorems, args.theorems, args.limit)
         check_model_dir(cfg.model.path)  # before any actor starts: a clear error, not an actor crash
         summary = run(cfg, theorems, args.iteration)
     except ModelLoadError as e:

@@ -30,16 +30,14 @@ import json
 import logging
 import sys
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import ConfigError, job_parser, load_config
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.train_ebm")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.train_ebm", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "ebm.loss=margin_ranking")
+    p = job_parser("jobs.train_ebm", __doc__, "ebm.loss=margin_ranking")
     p.add_argument("--trajectories", required=True, help="trajectory parquet files: a glob, a file or a folder")
     p.add_argument("--embeddings", required=True, help="embeddings folder written by jobs.encode")
     p.add_argument("--out", required=True, help="output folder: ebm/, train/ checkpoints, history.jsonl")

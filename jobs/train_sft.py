@@ -19,16 +19,14 @@ import json
 import logging
 import sys
 
-from raylib.config import ConfigError, add_config_args, load_config
+from raylib.config import config_from_args, job_parser
 from raylib.logs import setup_logging
 
 log = logging.getLogger("jobs.train_sft")
 
 
 def parse_args(argv=None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m jobs.train_sft", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_config_args(p, "sft.lr=5e-4")
+    p = job_parser("jobs.train_sft", __doc__, "sft.lr=5e-4")
     p.add_argument("--examples", required=True, help="examples folder (train.parquet, valid.parquet) or parquet file")
     p.add_argument("--base", required=True, help="base model folder (config.json, weights, tokenizer)")
     p.add_argument("--out", required=True, help="output folder: model/, train/ checkpoints, history.jsonl")
@@ -40,10 +38,10 @@ def main(argv=None) -> int:
     setup_logging()
     from raylib.train.guards import GuardStop
 
-    try:
-        cfg = load_config(args.config, args.overrides)
-    except ConfigError as e:
-        log.error("%s", e)
+    cfg = config_from_args(args, log)
+
+    if cfg is None:
+
         return 2
     from raylib.models.loading import ModelLoadError, check_model_dir
     from raylib.rayutil import init_ray

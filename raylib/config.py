@@ -232,6 +232,25 @@ def _allowed_keys(loc: list[str]) -> list[str]:
     return list(model.model_fields)
 
 
+def job_parser(module: str, doc: str | None, example: str = "env.timeout_s=30"):
+    """The argument parser of ``python -m <module>``: its docstring as the help text, ``--config`` and ``--set``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=f"python -m {module}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_config_args(parser, example)
+    return parser
+
+
+def config_from_args(args, log) -> "Config | None":
+    """The config a job's ``--config``/``--set`` name, or None after logging why not (the job exits 2)."""
+    try:
+        return load_config(args.config, args.overrides)
+    except ConfigError as e:
+        log.error("%s", e)
+        return None
+
+
 def add_config_args(parser, example: str = "env.timeout_s=30") -> None:
     """The ``--config`` and ``--set`` options every job and command takes."""
     parser.add_argument("--config", help="YAML config (default: the embedded default, configs/local.yaml)")

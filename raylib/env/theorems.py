@@ -129,3 +129,9 @@ def theorems_from_config(tcfg) -> list[Theorem]:
         if not theorems:
             raise TheoremFileError(f"{tcfg.source}: no theorem in split {tcfg.split!r}")
     return theorems[: tcfg.limit] if tcfg.limit else theorems
+
+
+def job_theorems(tcfg, path: str | None = None, limit: int | None = None) -> list[Theorem]:
+    """A job's theorems: the ``--theorems`` file when given, else the config's set; the first ``limit``."""
+    theorems = load_theorems(path) if path else theorems_from_config(tcfg)
+    return theorems[:limit] if limit else theorems
