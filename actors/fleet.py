@@ -82,29 +82,33 @@ def start_actors(cfg: Config, env_factory=None, generator_cls=None) -> Fleet:
     from actors.generator import GeneratorActor
     from actors.lean_worker import lean_worker_pool
     from actors.search_driver import SearchDriver
+    from raylib.placement import role_options, wait_placed
 
     w = cfg.workers
     tag = f"rp-{uuid.uuid4().hex[:8]}"
-    has_gpu = ray.cluster_resources().get("GPU", 0) >= 1
-    gen_gpus = w.generator_gpus if w.generator_gpus is not None else (1 if has_gpu else 0)
     names: dict[str, Any] = {"generator": f"{tag}-generator", "encoder": None}
     generator = ray.remote(generator_cls or GeneratorActor).options(
-        name=names["generator"], num_cpus=1, num_gpus=gen_gpus, max_restarts=-1,
-        max_task_retries=0).remote(cfg)
+        name=names["generator"], **role_options(cfg, "generator"), max_restarts=-1, max_task_retries=0).remote(cfg)
     encoder = None
     if cfg.value.ebm_path and cfg.search.beta > 0:
-        enc_gpus = w.encoder_gpus if w.encoder_gpus is not None else gen_gpus
         names["encoder"] = f"{tag}-encoder"
         encoder = ray.remote(EncoderActor).options(
-            name=names["encoder"], num_cpus=0, num_gpus=enc_gpus, max_restarts=-1, max_task_retries=0).remote(cfg)
+            name=names["encoder"], **role_options(cfg, "encoder"), max_restarts=-1, max_task_retries=0).remote(cfg)
     names["lean"] = [f"{tag}-lean-{i}" for i in range(w.lean)]
     lean = lean_worker_pool(cfg, names=names["lean"], env_factory=env_factory)
-    driver_cls = ray.remote(SearchDriver).options(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                                                  max_concurrency=w.searches_per_driver + 2)
+    driver_cls = ray.remote(SearchDriver).options(**role_options(cfg, "driver"), max_restarts=-1,
+                                                  max_task_retries=0, max_concurrency=w.searches_per_driver + 2)
     drivers = [driver_cls.remote(cfg, names) for _ in range(w.drivers)]
-    fingerprints = {"generator": ray.get(generator.fingerprint.remote()),
-                    "encoder": ray.get(encoder.fingerprint.remote()) if encoder is not None else None}
-    return Fleet(generator, encoder, lean, drivers, fingerprints, names)
+    fleet = Fleet(generator, encoder, lean, drivers, {}, names)
+    try:  # requests go out as configured; one not met in workers.placement_timeout_s stops the job
+        wait_placed({"generator": [generator], "encoder": [encoder] if encoder is not None else [],
+                     "lean": lean, "driver": drivers}, cfg)
+    except BaseException:
+        fleet.shutdown()
+        raise
+    fleet.fingerprints = {"generator": ray.get(generator.fingerprint.remote()),
+                          "encoder": ray.get(encoder.fingerprint.remote()) if encoder is not None else None}
+    return fleet
 
 
 # -- results ------------------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import ray
 
 from raylib.config import Config
 from raylib.env import Outcome, ProofEnv, State, Theorem, Verification, make_env
+from raylib.placement import role_options
 
 CONTROL = "control"
 CANCELLED = "cancelled"   # what a skipped call of a cancelled lease answers
@@ -185,9 +186,7 @@ def lean_worker_pool(cfg: Config, n: int | None = None, names: Sequence[str] | N
     """Create ``n`` (default ``workers.lean``, or one per name) LeanWorker actors, placed by the configured
     resources; ``names`` makes them named actors (drivers look them up by name)."""
     w = cfg.workers
-    options = {"num_cpus": w.lean_cpus, "max_restarts": -1, "max_task_retries": 0}
-    if w.lean_resource:
-        options["resources"] = {w.lean_resource: 1}
+    options = {**role_options(cfg, "lean"), "max_restarts": -1, "max_task_retries": 0}
     cls = ray.remote(concurrency_groups={CONTROL: 2})(LeanWorker)
     names = list(names) if names is not None else [None] * (n or w.lean)
     return [cls.options(**options, **({"name": name} if name else {})).remote(cfg, env_factory) for name in names]

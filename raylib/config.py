@@ -92,15 +92,41 @@ class TheoremsSection(Section):
         return v
 
 
+Resources = dict[str, float]
+
+
 class WorkersSection(Section):
+    """Actor pools and what each role asks of Ray (``raylib/placement.py`` turns these into requests).
+
+    Requests go out exactly as configured, never sized from what the cluster has at start (under an
+    autoscaler it is empty then): a role asking for a GPU or a custom resource makes the autoscaler add
+    a node that has it. A request not met within ``placement_timeout_s`` stops the job naming the role.
+    SFT and EBM training workers take theirs from ``sft``/``ebm`` (``use_gpu``, ``resources_per_worker``).
+    """
+
     lean: int = Field(2, ge=1, description="LeanWorker actors")
     lean_cpus: float = Field(0.5, gt=0, description="CPUs reserved per LeanWorker")
-    lean_resource: Optional[str] = Field(None, description="custom resource that places LeanWorkers (clusters)")
+    lean_resource: Optional[str] = Field(None, description="custom resource that places LeanWorkers, one unit "
+                                         "each (clusters: a Lean node type declares it)")
     drivers: int = Field(2, ge=1, description="SearchDriver actors")
+    driver_cpus: float = Field(0.0, ge=0, description="CPUs reserved per SearchDriver (it mostly awaits)")
+    driver_resources: Resources = Field(default_factory=dict, description="custom resources per SearchDriver, "
+                                        "e.g. {head_node: 0.01} to keep drivers on the head")
     searches_per_driver: int = Field(4, ge=1, description="theorem searches one driver runs at once")
-    generator_gpus: Optional[float] = Field(None, ge=0, description="GPUs for the GeneratorActor; null: 1 when "
-                                            "the cluster has a GPU, else 0")
-    encoder_gpus: Optional[float] = Field(None, ge=0, description="GPUs for the EncoderActor; null: as generator")
+    generator_cpus: float = Field(1.0, ge=0, description="CPUs reserved for the GeneratorActor")
+    generator_gpus: float = Field(0.0, ge=0, description="GPUs for the GeneratorActor (a fraction shares one "
+                                  "GPU); 0 or null: none. Never guessed from the cluster")
+    generator_resources: Resources = Field(default_factory=dict, description="custom resources of the "
+                                           "GeneratorActor, e.g. {gpu_node: 0.01} to put it on a GPU node type")
+    encoder_cpus: float = Field(0.0, ge=0, description="CPUs reserved for the EncoderActor")
+    encoder_gpus: float = Field(0.0, ge=0, description="GPUs for the EncoderActor; 0 or null: none")
+    encoder_resources: Resources = Field(default_factory=dict, description="custom resources of the EncoderActor "
+                                         "and of the encode job's actors")
+    encode_cpus: float = Field(1.0, ge=0, description="CPUs per encoder actor of the encode job (Ray Data); its "
+                               "GPUs are value.encode_gpus")
+    placement_timeout_s: float = Field(600.0, gt=0, description="how long the actors of a role may wait for "
+                                       "their resources (an autoscaler adding a node included) before the job "
+                                       "stops with a message naming the role, its request and the cluster")
     linger_ms: float = Field(5.0, ge=0, description="how long the generator/encoder wait to batch requests")
     max_attempts: int = Field(3, ge=1, description="tries per Lean call when its worker dies under it")
     leases_per_worker: int = Field(4, ge=1, description="searches one LeanWorker serves at once (each leases "
@@ -111,6 +137,21 @@ class WorkersSection(Section):
     infra_retries: int = Field(2, ge=0, description="retries of a theorem after an infrastructure failure; past "
                                "them it is recorded infra_error and redone by the next run")
     retry_backoff_s: float = Field(1.0, ge=0, description="first retry delay; doubles at each retry")
+
+    @field_validator("generator_gpus", "encoder_gpus", mode="before")
+    @classmethod
+    def _gpus_null(cls, v: Any) -> Any:
+        return 0.0 if v is None else v  # null read as "no GPU": never a guess from the cluster
+
+    @field_validator("generator_resources", "encoder_resources", "driver_resources")
+    @classmethod
+    def _resources(cls, v: Resources) -> Resources:
+        for name, amount in v.items():
+            if name in ("CPU", "GPU", "memory", "object_store_memory"):
+                raise ValueError(f"{name!r} is not a custom resource: use the role's _cpus/_gpus keys")
+            if amount <= 0:
+                raise ValueError(f"custom resource {name!r}: amount must be > 0 (got {amount})")
+        return v
 
 
 class ValueSection(Section):
@@ -124,7 +165,7 @@ class ValueSection(Section):
     max_batch_tokens: int = Field(16384, ge=64, description="padded tokens per encoder batch")
     encode_workers: int = Field(1, ge=1, description="encode job: encoder actors in the Ray Data actor pool")
     encode_gpus: Optional[float] = Field(None, ge=0, description="encode job: GPUs per encoder actor; null: "
-                                         "workers.encoder_gpus, then workers.generator_gpus, then 0 (CPU)")
+                                         "workers.encoder_gpus")
     encode_batch_states: int = Field(256, ge=1, description="encode job: states per actor call (the encoder "
                                      "splits them under max_batch_tokens)")
     part_states: int = Field(4096, ge=1, description="encode job: embeddings per parquet part written")

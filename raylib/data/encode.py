@@ -58,11 +58,19 @@ def check_trajectory_files(files: Sequence[str | Path], what: str = "--trajector
 
 
 def encode_gpus(cfg) -> float:
-    """GPUs per encoder actor: value.encode_gpus, else workers.encoder_gpus, else workers.generator_gpus, else 0."""
-    for v in (cfg.value.encode_gpus, cfg.workers.encoder_gpus, cfg.workers.generator_gpus):
-        if v is not None:
-            return float(v)
-    return 0.0
+    """GPUs per encoder actor: value.encode_gpus, else workers.encoder_gpus (``raylib.placement``, role encode)."""
+    from raylib.placement import role_options
+
+    return role_options(cfg, "encode")["num_gpus"]
+
+
+def _encode_placement(cfg) -> dict:
+    """``map_batches`` resource arguments of the encoder actors (custom resources only when configured)."""
+    from raylib.placement import role_options
+
+    o = role_options(cfg, "encode")
+    extra = {"resources": o["resources"]} if o["resources"] else {}
+    return {"num_cpus": o["num_cpus"], "num_gpus": o["num_gpus"], **extra}
 
 
 def _open_states(batch: pa.Table) -> pa.Table:
@@ -169,7 +177,7 @@ def encode_trajectories(cfg, trajectory_files: Sequence[str | Path], out_dir: st
             encoded = distinct.map_batches(_cold, batch_format="pyarrow").map_batches(
                 _EncoderUDF,
                 fn_constructor_kwargs={"cfg_json": cfg.model_dump(mode="json"), "fingerprint": fingerprint},
-                batch_size=v.encode_batch_states, batch_format="numpy", num_gpus=encode_gpus(cfg),
+                batch_size=v.encode_batch_states, batch_format="numpy", **_encode_placement(cfg),
                 compute=ActorPoolStrategy(size=v.encode_workers))
             with tqdm(total=todo, desc="encode", unit="state", disable=not progress) as bar:
                 for batch in encoded.iter_batches(batch_size=v.part_states, batch_format="numpy"):
