@@ -128,6 +128,8 @@ class WorkersSection(Section):
                                        "their resources (an autoscaler adding a node included) before the job "
                                        "stops with a message naming the role, its request and the cluster")
     linger_ms: float = Field(5.0, ge=0, description="how long the generator/encoder wait to batch requests")
+    serve_during_training: bool = Field(False, description="iterate: keep the generator and encoder up while SFT, "
+                                        "probes, encode and EBM train (false: they give their GPUs back first)")
     max_attempts: int = Field(3, ge=1, description="tries per Lean call when its worker dies under it")
     leases_per_worker: int = Field(4, ge=1, description="searches one LeanWorker serves at once (each leases "
                                    "it for its life); more wait for a free lease")
