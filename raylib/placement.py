@@ -113,7 +113,7 @@ def _unplaced_actors(actor_ids: set[str]) -> set[str] | None:
 
     try:
         rows = list_actors(address=ray.get_runtime_context().gcs_address, detail=True, raise_on_missing_output=False,
-                           filters=[("state", "!=", "DEAD")], limit=100_000)
+                           filters=[("state", "!=", "DEAD")], limit=10_000)
     except Exception as e:  # noqa: BLE001 - no dashboard / state API: the caller falls back
         log.debug("state API not reachable: %s", e)
         return None
@@ -149,8 +149,8 @@ def wait_placed(items: Sequence[Any] | Mapping[str, Sequence[Any]], cfg, role: s
     ``items`` is a list of one ``role``'s handles or refs, or ``{role: [handles or refs]}`` for several
     roles waited on together (one deadline). An actor handle counts as placed once Ray has given it a
     worker on some node (its constructor may still run: loading a 7B model is not a placement wait).
-    Where Ray's state API cannot be reached (a Ray without its dashboard) the actor's built-in ready
-    call is awaited instead, constructor included. An object ref (``PlacementGroup.ready()``, a first
+    Where Ray's state API cannot be reached (a Ray without its dashboard) only the actor's built-in
+    ready call tells, constructor included. An object ref (``PlacementGroup.ready()``, a first
     method call) counts once it is ready. ``timeout_s`` defaults to ``workers.placement_timeout_s``;
     ``asked`` (per role) to ``role_options(cfg, role)``. The error names the first role left waiting.
     """
@@ -167,25 +167,29 @@ def wait_placed(items: Sequence[Any] | Mapping[str, Sequence[Any]], cfg, role: s
     timeout_s = cfg.workers.placement_timeout_s if timeout_s is None else timeout_s
     deadline = time.monotonic() + timeout_s
     refs = {r: [x for x in v if isinstance(x, ray.ObjectRef)] for r, v in groups.items()}
-    handles = {r: {x._actor_id.hex(): x for x in v if not isinstance(x, ray.ObjectRef)} for r, v in groups.items()}
-    waiting = {r: set(h) for r, h in handles.items()}
+    handles = {x._actor_id.hex(): x for v in groups.values() for x in v if not isinstance(x, ray.ObjectRef)}
+    waiting = {r: {x._actor_id.hex() for x in v if not isinstance(x, ray.ObjectRef)} for r, v in groups.items()}
+    ready = {h.__ray_ready__.remote(): a for a, h in handles.items()}  # constructed: placed for sure
+    state_until = time.monotonic() + min(30.0, timeout_s)  # how long a state API that does not answer is asked
     use_state = True
     while True:
         for r in refs:
             if refs[r]:
                 _, refs[r] = ray.wait(refs[r], num_returns=len(refs[r]), timeout=0)
+        if ready:
+            done, _ = ray.wait(list(ready), num_returns=len(ready), timeout=0)
+            placed = {ready.pop(x) for x in done}
+            waiting = {r: w - placed for r, w in waiting.items()}
         ids = set().union(*waiting.values())
         if ids and use_state:
             left = _unplaced_actors(ids)
-            if left is None:
+            if left is not None:
+                waiting = {r: w & left for r, w in waiting.items()}
+                state_until = float("inf")
+            elif time.monotonic() > state_until:
                 use_state = False
                 log.warning("Ray's state API is not reachable (no dashboard?): placement waits for the actors to "
                             "be ready, constructors included")
-                for r in waiting:
-                    refs[r] += [handles[r][a].__ray_ready__.remote() for a in waiting[r]]
-                    waiting[r] = set()
-            else:
-                waiting = {r: w & left for r, w in waiting.items()}
         late = [r for r in groups if refs[r] or waiting[r]]
         if not late:
             return
