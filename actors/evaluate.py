@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
+from actors.serving import drop_drivers, search_fleet
 from raylib.config import Config, apply_override
 from raylib.env import Theorem
 from raylib.eval import metrics as M
@@ -36,7 +37,8 @@ from raylib.eval.tables import eval_markdown
 
 log = logging.getLogger(__name__)
 
-__all__ = ["OverlapError", "check_disjoint", "evaluate", "load_against", "parse_grid", "with_overrides"]
+__all__ = ["OverlapError", "check_disjoint", "drop_drivers", "evaluate", "load_against", "parse_grid", "search_fleet",
+           "with_overrides"]
 
 LABELS = {"llm": "LLM-only", "ebm": "LLM+EBM"}
 
@@ -64,38 +66,6 @@ def parse_grid(specs: Sequence[str]) -> list[dict[str, str]]:
                              "or backend with its own run instead")
         axes.append((key.strip(), vals))
     return [dict(zip([k for k, _ in axes], combo)) for combo in itertools.product(*[v for _, v in axes])]
-
-
-def search_fleet(fleet, cfg: Config, value: bool):
-    """A fleet sharing ``fleet``'s generator and Lean workers (and its encoder when ``value``) with new search
-    drivers for ``cfg.search``: search settings live in the drivers, the models in the shared actors, so
-    variants and grid settings that differ only in ``search.*`` cost no model load. Release it with
-    ``drop_drivers`` (``Fleet.shutdown`` would kill the shared actors)."""
-    import ray
-
-    from actors.fleet import Fleet
-    from actors.search_driver import SearchDriver
-
-    if value and fleet.encoder is None:
-        raise ValueError("a value-model search needs a fleet with an encoder (value.ebm_path and search.beta > 0)")
-    names = dict(fleet.names, encoder=fleet.names.get("encoder") if value else None)
-    w = cfg.workers
-    driver_cls = ray.remote(SearchDriver).options(num_cpus=0, max_restarts=-1, max_task_retries=0,
-                                                  max_concurrency=w.searches_per_driver + 2)
-    drivers = [driver_cls.remote(cfg, names) for _ in range(w.drivers)]
-    fps = dict(fleet.fingerprints, encoder=fleet.fingerprints.get("encoder") if value else None)
-    return Fleet(fleet.generator, fleet.encoder if value else None, fleet.lean, drivers, fps, names)
-
-
-def drop_drivers(fleet) -> None:
-    import ray
-
-    for d in fleet.drivers:
-        try:
-            ray.kill(d, no_restart=True)
-        except Exception:  # noqa: BLE001 - a driver already gone is fine
-            pass
-    fleet.drivers = []
 
 
 def _run_variant(cfg: Config, theorems: Sequence[Theorem], out: Path, attempts: int, fleet,

@@ -51,6 +51,7 @@ class IterCtx:
     current: dict                # model pointers in use: base, adapter, ebm (+ their held-out figures)
     config_hash: str
     outputs: dict = field(default_factory=dict)  # outputs of this iteration's earlier stages, by stage
+    serving: Any = None          # actors.serving.ServingFleet held across stages; None: a fleet per stage
 
     def stage(self, name: str) -> Stage:
         return Stage(self.run_dir, self.iteration, name)
@@ -135,8 +136,9 @@ def stage_prove(ctx: IterCtx, out: Path) -> dict:
     prove_theorems = need("actors.fleet", "prove_theorems", "prove stage")
     cfg = policy_config(ctx.cfg, ctx.current, ctx.cfg.iterate.prove_max_nodes)
     theorems = train_window(ctx.cfg, ctx.iteration)
-    summary = prove_theorems(cfg, theorems, out, seed=ctx.cfg.run.seed + ctx.iteration, run_name=ctx.cfg.run.name,
-                             iteration=ctx.iteration)
+    fleet = ctx.serving.fleet(cfg) if ctx.serving is not None else None
+    summary = prove_theorems(cfg, theorems, out, fleet=fleet, seed=ctx.cfg.run.seed + ctx.iteration,
+                             run_name=ctx.cfg.run.name, iteration=ctx.iteration)
     return {"theorems": summary.get("theorems"), "proved": summary.get("proved"),
             "proof_rate": summary.get("proof_rate"), "proof_rate_model_only": summary.get("proof_rate_model_only"),
             "trajectories": len(list((out / "trajectories").glob("*.parquet"))),
@@ -308,8 +310,11 @@ def run_evaluate(ctx: IterCtx, out: Path, pointers: dict) -> dict:
     trained_on = [str(out / "train_theorems.jsonl")] + [
         str(Stage(ctx.run_dir, k, "prove").dir / "trajectories") for k in range(1, ctx.iteration + 1)]
     cfg = policy_config(ctx.cfg, pointers, ctx.cfg.iterate.eval_max_nodes, use_ebm=False)
+    fleet = None  # the held fleet serves the model with its EBM (evaluate runs both variants on it)
+    if ctx.serving is not None:
+        fleet = ctx.serving.fleet(policy_config(ctx.cfg, pointers, ctx.cfg.iterate.eval_max_nodes), drivers=False)
     res = evaluate(cfg, held, out, attempts=ctx.cfg.iterate.eval_attempts, ebm_path=pointers.get("ebm"),
-                   trained_on=trained_on, iteration=ctx.iteration)
+                   trained_on=trained_on, fleet=fleet, iteration=ctx.iteration)
     llm, ebm = res.get("proof_rate_llm"), res.get("proof_rate_ebm")
     variants = res.get("variants", {})
     return {"proof_rate_llm": llm, "proof_rate_ebm": ebm, "proof_rate": ebm if ebm is not None else llm,

@@ -16,7 +16,10 @@ hash, model fingerprints, inputs with hashes, outputs, wall time). Run the same 
 complete stages are skipped, interrupted ones resume. A run folder made by another config or model is
 refused, naming the difference, unless --from-stage says where to restart (STAGE: in the iteration the run
 stopped in; iter_K/STAGE: there); the stages before it are kept. After each stage summary.json and the
-report are rewritten. Console: a bar per iteration (one step per stage) and one line per stage result;
+report are rewritten. The generator, encoder and Lean workers are started once and kept across stages
+(actors/serving.py): a new adapter is hot-loaded, a new EBM loaded, and they give their GPUs and CPUs
+back before sft, probe, encode and ebm (workers.serve_during_training: true keeps them up).
+Console: a bar per iteration (one step per stage) and one line per stage result;
 everything else goes to <run>/logs/iterate.log (Ray's worker output stays in Ray's session logs).
 Exit status: 0 done, 2 bad config or input, 3 a missing stage implementation.
 """
@@ -131,6 +134,7 @@ class Runner:
         self.config_hash = json_hash(result_config(cfg))
         self.adopt_until: tuple[int, int] | None = None  # (iteration, stage index): stages before it are kept
         self.from_stage = from_stage
+        self.serving = None  # actors.serving.ServingFleet of the last run(): serving actors kept across stages
 
     def pin(self) -> None:
         from raylib.models.loading import model_hash
@@ -174,7 +178,7 @@ class Runner:
         files, params = self.st.stage_inputs(ctx, name)
         fps = self.st.pointer_fingerprints(ctx.current)
         t0 = time.perf_counter()
-        outputs, skipped = stage.run(lambda d: self.st.STAGE_FUNCS[name](ctx, d), config_hash=self.config_hash,
+        outputs, skipped = stage.run(lambda d: self.call_stage(ctx, name, d), config_hash=self.config_hash,
                                      fingerprints=fps, inputs=files, params=params, root=self.run_dir,
                                      adopt=self.adopt(ctx.iteration, name))
         ctx.outputs[name] = outputs
@@ -182,19 +186,38 @@ class Runner:
         bar.update(1)
         return outputs
 
+    def call_stage(self, ctx, name: str, out: Path) -> dict:
+        """Run stage ``name``; a stage that trains or encodes first has the serving actors give their GPUs and
+        CPUs back (unless workers.serve_during_training); prove and evaluate bring them back."""
+        from actors.serving import TRAINING_STAGES
+
+        if name in TRAINING_STAGES and self.serving is not None:
+            self.serving.release(f"iter_{ctx.iteration}/{name}")
+        return self.st.STAGE_FUNCS[name](ctx, out)
+
     def run(self) -> dict:
+        """Run the iterations; one ServingFleet serves every prove and evaluate stage and is shut down at the end."""
+        from actors.serving import ServingFleet
+
+        self.serving = ServingFleet(self.cfg)
+        try:
+            return self._run()
+        finally:
+            self.serving.shutdown()  # its event log stays readable
+
+    def _run(self) -> dict:
         from tqdm import tqdm
 
         st = self.st
         current = st.initial_pointers(self.cfg)
-        ctx = st.IterCtx(self.cfg, self.run_dir, 0, current, self.config_hash)
+        ctx = st.IterCtx(self.cfg, self.run_dir, 0, current, self.config_hash, serving=self.serving)
         with tqdm(total=1, desc="iter 0 (baseline)", unit="stage", leave=True) as bar:
             ev = self.run_stage(ctx, "evaluate", bar)
         current = dict(current, proof_rate=ev.get("proof_rate"), proof_rate_llm=ev.get("proof_rate_llm"),
                        proof_rate_ebm=ev.get("proof_rate_ebm"))
         self.after_stage(current)
         for k in range(1, self.iterations + 1):
-            ctx = st.IterCtx(self.cfg, self.run_dir, k, current, self.config_hash)
+            ctx = st.IterCtx(self.cfg, self.run_dir, k, current, self.config_hash, serving=self.serving)
             with tqdm(total=len(st.STAGES), desc=f"iter {k}", unit="stage", leave=True) as bar:
                 for name in st.STAGES:
                     self.run_stage(ctx, name, bar)
