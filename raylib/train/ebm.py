@@ -157,6 +157,7 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
     from ray.train.torch import TorchTrainer
 
     from raylib.models.ebm import EBM
+    from raylib.train.devices import torch_config
     from raylib.train.ebm_loop import ebm_worker_loop, make_head
 
     ebm = _section(cfg)
@@ -190,6 +191,7 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
         ebm_worker_loop, train_loop_config=loop_cfg,
         scaling_config=ScalingConfig(num_workers=ebm.num_workers, use_gpu=ebm.use_gpu,
                                      resources_per_worker=ebm.resources_per_worker),
+        torch_config=torch_config(ebm.num_workers),
         run_config=RunConfig(name=run_name, storage_path=str(storage),
                              checkpoint_config=CheckpointConfig(num_to_keep=ebm.keep_checkpoints),
                              failure_config=FailureConfig(max_failures=ebm.max_failures), callbacks=list(callbacks)),

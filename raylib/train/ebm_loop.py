@@ -125,7 +125,9 @@ def ebm_worker_loop(cfg: dict) -> None:
     total = int(cfg["total_steps"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
+    from raylib.train.devices import worker_device
+
+    device = worker_device()
     emb = _as_tensor(ray.get(cfg["embeddings"]), device)
     eval_sets = {k: torch.as_tensor(np.asarray(v), dtype=torch.long, device=device)
                  for k, v in ray.get(cfg["eval_groups"]).items()}

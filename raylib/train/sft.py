@@ -237,6 +237,7 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
 
     from raylib.data.sft import read_examples
     from raylib.models.loading import check_model_dir
+    from raylib.train.devices import torch_config
     from raylib.train.worker import sft_worker_loop
 
     base = check_model_dir(base).resolve()
@@ -274,6 +275,7 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
                            failure_config=FailureConfig(max_failures=sft.max_failures),
                            callbacks=list(callbacks))
     trainer = TorchTrainer(sft_worker_loop, train_loop_config=loop_cfg, scaling_config=scaling,
+                           torch_config=torch_config(sft.num_workers),
                            run_config=run_config, datasets={"train": train_ds},
                            dataset_config=DataConfig(datasets_to_split=["train"],
                                                      execution_options=ExecutionOptions(preserve_order=True)))

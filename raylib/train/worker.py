@@ -104,7 +104,9 @@ def _train(cfg: dict) -> None:
     total = int(cfg["total_steps"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
-    device = ray.train.torch.get_device()
+    from raylib.train.devices import worker_device
+
+    device = worker_device()
     torch.manual_seed(sft.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg["base"])
     collate = Collator(tokenizer, sft.max_seq_len)
