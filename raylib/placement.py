@@ -111,34 +111,28 @@ def _unplaced_actors(actor_ids: set[str]) -> set[str] | None:
     import ray
     from ray.util.state import list_actors
 
+    gcs = ray.get_runtime_context().gcs_address
     try:
-        rows = list_actors(address=ray.get_runtime_context().gcs_address, detail=True, raise_on_missing_output=False,
+        rows = list_actors(address=gcs, detail=True, raise_on_missing_output=False,
                            filters=[("state", "!=", "DEAD")], limit=10_000)
+        seen, waiting = set(), set()
+        for r in rows:
+            if r.actor_id in actor_ids:
+                seen.add(r.actor_id)
+                if r.state in ("DEPENDENCIES_UNREADY", "PENDING_CREATION") and not r.pid:
+                    waiting.add(r.actor_id)
+        unlisted = actor_ids - seen  # not registered yet, or dead
+        return waiting | (unlisted - _dead(unlisted, gcs))
     except Exception as e:  # noqa: BLE001 - no dashboard / state API: the caller falls back
         log.debug("state API not reachable: %s", e)
         return None
-    seen, waiting = set(), set()
-    for r in rows:
-        if r.actor_id in actor_ids:
-            seen.add(r.actor_id)
-            if r.state in ("DEPENDENCIES_UNREADY", "PENDING_CREATION") and not r.pid:
-                waiting.add(r.actor_id)
-    return waiting | (actor_ids - seen - _dead(actor_ids - seen))
 
 
-def _dead(actor_ids: set[str]) -> set[str]:
-    """Of ``actor_ids`` not listed among the living: the dead ones (placed once; their error is the caller's)."""
-    if not actor_ids:
-        return set()
-    import ray
+def _dead(actor_ids: set[str], gcs: str) -> set[str]:
+    """Of ``actor_ids``, the dead ones (placed once, or never: their error is the caller's to read)."""
     from ray.util.state import get_actor
 
-    dead = set()
-    for a in actor_ids:
-        row = get_actor(a, address=ray.get_runtime_context().gcs_address)
-        if row is not None and row.state == "DEAD":
-            dead.add(a)
-    return dead
+    return {a for a in actor_ids if (row := get_actor(a, address=gcs)) is not None and row.state == "DEAD"}
 
 
 def wait_placed(items: Sequence[Any] | Mapping[str, Sequence[Any]], cfg, role: str | None = None,
