@@ -45,6 +45,7 @@ def main(argv=None) -> int:
         return 2
     from raylib.models.loading import ModelLoadError, check_model_dir
     from raylib.rayutil import init_ray
+    from raylib.train.options import SettingRefused
     from raylib.train.sft import run_sft
 
     try:
@@ -55,7 +56,7 @@ def main(argv=None) -> int:
     init_ray(cfg)
     try:
         res = run_sft(cfg.sft, args.examples, args.base, args.out, config_hash=cfg.hash())
-    except (FileNotFoundError, ModelLoadError) as e:
+    except (FileNotFoundError, ModelLoadError, SettingRefused) as e:
         log.error("%s", e)
         return 2
     except GuardStop as e:

@@ -15,7 +15,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 __all__ = ["ModelLoadError", "DTYPES", "check_model_dir", "check_adapter_dir", "resolve_device",
-           "torch_dtype", "load_tokenizer", "load_causal_lm", "attach_adapter", "model_hash", "adapter_tag"]
+           "torch_dtype", "load_tokenizer", "load_causal_lm", "load_quantized_causal_lm", "attach_adapter",
+           "model_hash", "adapter_tag"]
 
 DTYPES = ("float32", "bfloat16", "float16")
 DEVICES = ("auto", "cpu", "cuda")
@@ -132,6 +133,36 @@ def load_causal_lm(path: str | Path, dtype: str = "float32", device: str = "cpu"
     model.to(dev)
     model.eval()
     log.info("loaded %s (%s, %s%s)", p, dtype, dev, f", adapter {adapter}" if adapter else "")
+    return model
+
+
+def load_quantized_causal_lm(path: str | Path, quantization: str, compute_dtype: str = "bfloat16",
+                             device: Any = "cuda"):
+    """A causal LM from ``path`` with its linear layers quantized by bitsandbytes on a CUDA ``device``.
+
+    ``quantization``: ``4bit`` (nf4 with double quantization, matmuls in ``compute_dtype``; QLoRA) or
+    ``8bit`` (LLM.int8). bitsandbytes is imported here only (it is the ``gpu`` extra), so a CPU install
+    never needs it; callers refuse the setting beforehand where it cannot run
+    (``raylib.train.options.runtime_refusal``).
+    """
+    import bitsandbytes  # noqa: F401  (lazily: GPU machines only; a clear ImportError otherwise)
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    if quantization not in ("4bit", "8bit"):
+        raise ModelLoadError(f"quantization {quantization!r} is not one of 4bit, 8bit")
+    p = check_model_dir(path, need_tokenizer=False)
+    td = torch_dtype(compute_dtype)
+    if quantization == "4bit":
+        qcfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=td, bnb_4bit_quant_storage=td)
+    else:
+        qcfg = BitsAndBytesConfig(load_in_8bit=True)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(str(p), quantization_config=qcfg, dtype=td,
+                                                     device_map={"": device}, local_files_only=True)
+    except Exception as e:
+        raise ModelLoadError(f"cannot load the model in {str(p)!r} {quantization}: {type(e).__name__}: {e}") from e
+    log.info("loaded %s quantized %s (compute %s) on %s", p, quantization, compute_dtype, device)
     return model
 
 

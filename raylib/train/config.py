@@ -57,11 +57,33 @@ class BootstrapSection(Section):
     eval_states: int = Field(200, ge=1, description="valid-split states for the tactic-validity figure")
 
 
+class EarlyStoppingSection(Section):
+    patience: int = Field(3, ge=1, description="stop after this many evaluations in a row without improvement")
+    min_delta: float = Field(0.0, ge=0, description="an eval loss must fall below the best by more than this")
+
+
 class SFTSection(Section):
+    """``dtype`` is the compute dtype. ``float32``: weights, optimizer and arithmetic in float32.
+    ``bfloat16``: the forward and backward run under ``torch.autocast(bfloat16)`` while every trained
+    parameter and the optimizer state stay float32 (master weights; a pure-bf16 AdamW rounds small
+    updates away): ``mode: full`` loads the weights in float32; ``mode: lora`` loads the frozen base in
+    bfloat16 and keeps the adapter in float32. ``float16`` is refused for training (it needs loss
+    scaling, which this trainer does not do). ``quantization`` (4bit / 8bit, bitsandbytes, CUDA only)
+    loads the frozen base quantized for QLoRA (``mode: lora`` only); ``gradient_checkpointing``
+    recomputes activations in the backward pass; ``early_stopping`` stops when the eval loss has not
+    improved for ``patience`` evaluations (the model is the one at the stopping step; the run's metrics
+    name the best step and why it stopped)."""
+
     mode: Literal["lora", "full"] = "lora"
     lora: LoraSection = LoraSection()
     save: Literal["adapter", "merged"] = Field("adapter", description="LoRA output: adapter dir or merged model")
-    dtype: Literal["float32", "bfloat16", "float16"] = "float32"
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="compute dtype; bfloat16 autocasts with float32 master weights (see the class doc)")
+    quantization: Literal["4bit", "8bit"] | None = Field(
+        None, description="QLoRA: frozen base loaded 4-bit (nf4) or 8-bit by bitsandbytes; CUDA and mode lora only")
+    gradient_checkpointing: bool = Field(False, description="recompute activations in backward (less memory)")
+    early_stopping: EarlyStoppingSection | None = Field(
+        None, description="stop when the eval loss stalls; needs eval_every > 0 and held-out examples")
     lr: float = Field(1e-3, ge=0, description="peak learning rate")
     weight_decay: float = Field(0.0, ge=0)
     warmup_steps: int | None = Field(None, ge=0, description="null: warmup_ratio of the total steps")
@@ -93,6 +115,24 @@ class SFTSection(Section):
     def _check(self) -> SFTSection:
         if self.mode == "full" and self.save == "merged":
             raise ValueError("sft.save=merged applies to mode=lora only")
+        if self.dtype == "float16":
+            raise ValueError("sft.dtype=float16 is refused for training: float16 needs loss scaling, which this "
+                             "trainer does not do; set sft.dtype: bfloat16 (autocast, float32 master weights) "
+                             "or float32")
+        if self.quantization is not None:
+            q = f"sft.quantization={self.quantization}"
+            if self.mode != "lora":
+                raise ValueError(f"{q} needs sft.mode=lora (a quantized base is frozen: QLoRA trains LoRA "
+                                 "adapters on it); set sft.mode: lora or sft.quantization: null")
+            if self.save == "merged":
+                raise ValueError(f"{q}: merging an adapter into a quantized base loses its precision; set "
+                                 "sft.save: adapter or sft.quantization: null")
+            if not self.use_gpu:
+                raise ValueError(f"{q} needs CUDA GPUs (bitsandbytes): set sft.use_gpu: true on GPU workers "
+                                 "or sft.quantization: null")
+        if self.early_stopping is not None and not self.eval_every:
+            raise ValueError("sft.early_stopping needs evaluations during training: set sft.eval_every > 0 "
+                             "or sft.early_stopping: null")
         return self
 
 

@@ -27,6 +27,7 @@ from raylib.hashing import file_hash, json_hash
 from raylib.train.config import SFTSection
 from raylib.train.guards import GuardStop, check_plan
 from raylib.train.jobdir import complete_marker, open_job_dir
+from raylib.train.options import SettingRefused
 from raylib.train.schedule import plan_steps
 
 log = logging.getLogger(__name__)
@@ -110,18 +111,23 @@ class Collator:
         return {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
-def _token_loss_sum(model, batch: dict):
+def _token_loss_sum(model, batch: dict, amp: str | None = None):
     import torch.nn.functional as F
 
-    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    from raylib.train.options import train_autocast
+
+    with train_autocast(amp or "float32", batch["input_ids"].device.type):
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     labels = batch["labels"][:, 1:]
     return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels.reshape(-1),
                            ignore_index=IGNORE, reduction="sum")
 
 
 def sft_step(model, micro_batches: Sequence[dict], params: Sequence, max_grad_norm: float = 1.0,
-             no_sync=None) -> tuple[float, int, float]:
+             no_sync=None, amp: str | None = None) -> tuple[float, int, float]:
     """Forward/backward over the micro-batches (token-weighted mean loss), then the gradient norm.
+
+    ``amp``: the autocast dtype of the forward (``bfloat16``; None: none), over float32 parameters.
 
     Returns (loss, completion tokens, grad norm before clipping); the caller steps the optimizer.
     A model with no trainable parameter reaches the loss without a graph: the norm is then 0.
@@ -136,7 +142,7 @@ def sft_step(model, micro_batches: Sequence[dict], params: Sequence, max_grad_no
         last = i == len(micro_batches) - 1
         ctx = no_sync() if (no_sync is not None and not last) else contextlib.nullcontext()
         with ctx:
-            loss = _token_loss_sum(model, batch) / max(1, tokens)
+            loss = _token_loss_sum(model, batch, amp) / max(1, tokens)
             if loss.requires_grad:
                 loss.backward()
         total += float(loss.detach())
@@ -148,7 +154,7 @@ def sft_step(model, micro_batches: Sequence[dict], params: Sequence, max_grad_no
     return total, tokens, float(norm)
 
 
-def eval_loss(model, batches: Sequence[dict]) -> float:
+def eval_loss(model, batches: Sequence[dict], amp: str | None = None) -> float:
     """Token-weighted mean completion loss over collated batches (no gradient)."""
     import torch
 
@@ -157,7 +163,7 @@ def eval_loss(model, batches: Sequence[dict]) -> float:
     total, tokens = 0.0, 0
     with torch.no_grad():
         for b in batches:
-            total += float(_token_loss_sum(model, b))
+            total += float(_token_loss_sum(model, b, amp))
             tokens += int((b["labels"][:, 1:] != IGNORE).sum())
     model.train(was)
     return total / max(1, tokens)
@@ -211,6 +217,12 @@ def resume_key(sft: SFTSection, base_fingerprint: str, data_hash: str) -> dict:
     return {"base": base_fingerprint, "data": data_hash, "sft": settings}
 
 
+def _no_held_out(examples) -> str:
+    return (f"sft.early_stopping needs held-out examples for the eval loss and {examples} has none (no "
+            "valid.parquet, or an empty one): build the examples with a held-out share (sft.valid_fraction > 0) "
+            "or set sft.early_stopping: null")
+
+
 def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | Path,
             config_hash: str = "", interrupt_after_step: int | None = None,
             callbacks: Sequence[Any] = ()) -> SFTResult:
@@ -220,8 +232,10 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     same base, data and training settings resumes there; any other rerun trains afresh (the stale run
     folder is removed). ``callbacks``: Ray Train ``UserCallback`` objects (they run on the controller).
     ``interrupt_after_step`` (tests) makes the workers fail right after the checkpoint of that step.
-    Raises ModelLoadError for an unusable ``base``, FileNotFoundError for missing examples and
-    GuardStop when a guard stopped the run.
+    Raises ModelLoadError for an unusable ``base``, FileNotFoundError for missing examples,
+    SettingRefused for a setting that cannot run (early stopping without held-out examples here; a
+    quantized base on a worker without CUDA or bitsandbytes, from the workers before any training) and
+    GuardStop when a guard stopped the run. An early stop is a normal end: the metrics say why.
     """
     import ray
     import ray.train
@@ -243,6 +257,8 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     base = check_model_dir(base).resolve()
     out = Path(out).resolve()
     train_file, valid_file = _example_files(examples)
+    if sft.early_stopping is not None and valid_file is None:
+        raise SettingRefused(_no_held_out(examples))
     data_hash = file_hash(train_file, valid_file)
     sft_json = sft.model_dump(mode="json")
     rkey = resume_key(sft, model_fingerprint(base), data_hash)
@@ -260,6 +276,8 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     n = train_ds.count()
     valid_rows = (read_examples(valid_file).slice(0, max(sft.eval_examples, sft.guards.probe_states)).to_pylist()
                   if valid_file else [])
+    if sft.early_stopping is not None and not valid_rows:
+        raise SettingRefused(_no_held_out(examples))
     plan = plan_steps(n, sft)
     report = check_plan(plan, sft, held_out=len(valid_rows))
     report.enforce(sft.guards.stop_on_plan)
@@ -287,6 +305,8 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
                 raise GuardStop(exc.guard, exc.reason, exc.step, exc.last_healthy) from None
         raise
     stop = result.return_value  # the worker loop returns a guard stop as metrics (no failure, no retry)
+    if isinstance(stop, dict) and stop.get("refused"):
+        raise SettingRefused(stop["refused"])
     if isinstance(stop, dict) and stop.get("stop_guard"):
         raise GuardStop.from_metrics(stop)
     metrics = dict(result.metrics or {})
@@ -305,7 +325,8 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
         "base_model": str(base), "base_fingerprint": rkey["base"], "mode": sft.mode,
         "adapter": ({"r": sft.lora.r, "alpha": sft.lora.alpha, "target_modules": sft.lora.target_modules}
                     if sft.mode == "lora" and src.name == "model" else None),
-        "merged": src.name == "merged", "dtype": sft.dtype, "config_hash": config_hash, "step": step,
+        "merged": src.name == "merged", "dtype": sft.dtype, "quantization": sft.quantization,
+        "config_hash": config_hash, "step": step,
         "data_hash": data_hash, "job": job_id,
     }
     fingerprint["id"] = json_hash(fingerprint)

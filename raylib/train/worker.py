@@ -22,27 +22,58 @@ from raylib.train.guards import (
     analyze_probe,
     probe_generate,
 )
+from raylib.train.options import (
+    EarlyStopping,
+    SettingRefused,
+    restore_rng,
+    rng_state,
+    runtime_refusal,
+    train_autocast,
+)
 from raylib.train.sft import Collator, eval_loss, sft_step
 
 log = logging.getLogger(__name__)
 
 
 def _load_model(sft: SFTSection, base: str, ckpt_dir: Path | None, device):
+    """The model to train, on ``device``. Every trained parameter is float32 whatever ``sft.dtype`` (the
+    compute dtype, applied by autocast): ``mode: full`` loads the weights in float32 (master weights);
+    ``mode: lora`` loads the frozen base in ``sft.dtype`` (or quantized, QLoRA) and keeps the adapter in
+    float32. ``sft.gradient_checkpointing`` turns on non-reentrant activation checkpointing."""
     import torch
     from transformers import AutoModelForCausalLM
 
-    dtype = getattr(torch, sft.dtype)
+    ckpt_kwargs = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
     if sft.mode == "full":
         src = ckpt_dir / "model" if ckpt_dir else Path(base)
-        return AutoModelForCausalLM.from_pretrained(src, dtype=dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(src, dtype=torch.float32).to(device)
+        if sft.gradient_checkpointing:
+            model.gradient_checkpointing_enable(**ckpt_kwargs)
+        return model
     from peft import LoraConfig, PeftModel, get_peft_model
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=dtype).to(device)
+    if sft.quantization is not None:
+        from peft import prepare_model_for_kbit_training
+
+        from raylib.models.loading import load_quantized_causal_lm
+
+        model = load_quantized_causal_lm(base, sft.quantization, sft.dtype, device)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=sft.gradient_checkpointing,
+                                                **ckpt_kwargs)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(base, dtype=getattr(torch, sft.dtype)).to(device)
+        if sft.gradient_checkpointing:
+            model.gradient_checkpointing_enable(**ckpt_kwargs)
     if ckpt_dir:
-        return PeftModel.from_pretrained(model, ckpt_dir / "model", is_trainable=True)
-    lcfg = LoraConfig(r=sft.lora.r, lora_alpha=sft.lora.alpha, lora_dropout=sft.lora.dropout,
-                      target_modules=list(sft.lora.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(model, lcfg)
+        model = PeftModel.from_pretrained(model, ckpt_dir / "model", is_trainable=True)
+    else:
+        lcfg = LoraConfig(r=sft.lora.r, lora_alpha=sft.lora.alpha, lora_dropout=sft.lora.dropout,
+                          target_modules=list(sft.lora.target_modules), task_type="CAUSAL_LM")
+        model = get_peft_model(model, lcfg)
+    for prm in model.parameters():  # the adapter in float32 over a low-precision base (master weights)
+        if prm.requires_grad and prm.dtype != torch.float32:
+            prm.data = prm.data.float()
+    return model
 
 
 def _probe_prompts(rows: list[dict], k: int) -> list[str]:
@@ -84,6 +115,10 @@ def sft_worker_loop(cfg: dict) -> dict | None:
 
     try:
         _train(cfg)
+    except SettingRefused as e:  # before any work; deterministic, so no retry either
+        log.error("rank %d: %s", ray.train.get_context().get_world_rank(), e)
+        ray.train.report({"refused": str(e)})
+        return {"refused": str(e)}
     except GuardStop as e:
         metrics = e.as_metrics()
         log.error("rank %d: %s", ray.train.get_context().get_world_rank(), e)
@@ -101,6 +136,9 @@ def _train(cfg: dict) -> None:
     from raylib.train.schedule import make_scheduler
 
     sft = SFTSection.model_validate(cfg["sft"])
+    refusal = runtime_refusal(sft)
+    if refusal:
+        raise SettingRefused(refusal)
     total = int(cfg["total_steps"])
     ctx = ray.train.get_context()
     rank, world = ctx.get_world_rank(), ctx.get_world_size()
@@ -136,12 +174,16 @@ def _train(cfg: dict) -> None:
     if state:
         optim.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        restore_rng(state)
         epoch, micro_done = state["epoch"], state["micro_in_epoch"]
 
     grad_guard = GradNormGuard(sft.guards.grad_patience, sft.guards.grad_zero_eps)
     collapse = CollapseGuard(sft.guards)
     collapse.load_state(meta.get("collapse"))
+    early = EarlyStopping(sft.early_stopping.patience, sft.early_stopping.min_delta) if sft.early_stopping else None
+    if early:
+        early.load_state(meta.get("early_stopping"))
+    amp = sft.dtype if sft.dtype != "float32" else None  # autocast compute dtype over float32 trained weights
     valid_rows = cfg["valid_rows"]
     eval_batches = [collate({"prompt": [r["prompt"] for r in valid_rows[i:i + sft.batch_size]],
                              "completion": [r["completion"] for r in valid_rows[i:i + sft.batch_size]]})
@@ -154,11 +196,13 @@ def _train(cfg: dict) -> None:
         m: dict = {}
         if rank == 0:
             if eval_batches:
-                m["eval_loss"] = eval_loss(raw, [{k: v.to(device) for k, v in b.items()} for b in eval_batches])
+                m["eval_loss"] = eval_loss(raw, [{k: v.to(device) for k, v in b.items()} for b in eval_batches],
+                                           amp)
             if probe_prompts:
-                greedy, sampled = probe_generate(raw, tokenizer, probe_prompts, sft.guards.probe_samples,
-                                                 sft.guards.probe_temperature, sft.guards.probe_max_tokens,
-                                                 seed=sft.seed + at)
+                with train_autocast(sft.dtype, torch.device(device).type):
+                    greedy, sampled = probe_generate(raw, tokenizer, probe_prompts, sft.guards.probe_samples,
+                                                     sft.guards.probe_temperature, sft.guards.probe_max_tokens,
+                                                     seed=sft.seed + at)
                 rep = analyze_probe(greedy, sampled)
                 if baseline:
                     m.update({f"base_{k}": v for k, v in rep.metrics().items()})
@@ -181,12 +225,13 @@ def _train(cfg: dict) -> None:
                 t = Path(tmp)
                 raw.save_pretrained(t / "model")
                 tokenizer.save_pretrained(t / "model")
-                torch.save({"optimizer": optim.state_dict(), "scheduler": sched.state_dict(),
-                            "rng": torch.get_rng_state(), "epoch": epoch, "micro_in_epoch": micro_done},
+                torch.save({"optimizer": optim.state_dict(), "scheduler": sched.state_dict(), **rng_state(),
+                            "epoch": epoch, "micro_in_epoch": micro_done},
                            t / "trainer_state.pt")
                 (t / "history.json").write_text(json.dumps({"step": at, "history": history,
                                                             "resumed_from": resumed_from,
-                                                            "collapse": collapse.state()}))
+                                                            "collapse": collapse.state(),
+                                                            "early_stopping": early.state() if early else None}))
                 if final and sft.mode == "lora" and sft.save == "merged":
                     merged = raw.merge_and_unload()
                     merged.save_pretrained(t / "merged")
@@ -214,7 +259,7 @@ def _train(cfg: dict) -> None:
             micro_done += 1
             if len(micro) < sft.grad_accum:
                 continue
-            loss, tokens, norm = sft_step(model, micro, params, sft.max_grad_norm, no_sync)
+            loss, tokens, norm = sft_step(model, micro, params, sft.max_grad_norm, no_sync, amp)
             micro = []
             lr = optim.param_groups[0]["lr"]
             if math.isfinite(norm):
@@ -233,6 +278,11 @@ def _train(cfg: dict) -> None:
                 found = evaluate(step)
                 metrics.update(found)
                 history[-1].update({k: v for k, v in found.items() if k == "eval_loss" or k.startswith("probe_")})
+                if early and not final:
+                    metrics.update(early.update(step, found.get("eval_loss")))  # same on every rank (broadcast)
+                    if early.stopped:
+                        log.info("rank %d: %s", rank, metrics["stop_reason"])
+                        final = True  # the last checkpoint (and merged model) at this step
             if final or (sft.checkpoint_every and step % sft.checkpoint_every == 0):
                 save(step, metrics, final)
                 if cfg.get("interrupt_after_step") == step:
