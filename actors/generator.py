@@ -29,6 +29,7 @@ class GeneratorActor:
         g = cfg.generation
         self.batcher = AsyncBatcher(self._generate_batch, linger_s=cfg.workers.linger_ms / 1000,
                                     max_items=4 * g.max_batch_prompts)
+        self._engine_requests = 0  # vllm: requests forwarded to the engine (it batches them itself)
 
     def _generate_batch(self, key, states):
         n, temperature, max_tokens = key
@@ -37,10 +38,13 @@ class GeneratorActor:
 
     async def propose(self, state: str, n: int, temperature: float, max_tokens: int) -> list[Candidate]:
         if self.cfg.model.backend == "vllm":
+            self._engine_requests += 1
             return (await self.backend.agenerate([state], n, temperature, max_tokens))[0]
         return await self.batcher.submit(state, key=(n, temperature, max_tokens))
 
     async def load_adapter(self, path: str, version: int | str) -> str:
+        """Serve the adapter in ``path`` from now on; returns the new fingerprint. An adapter the backend
+        cannot load raises here and the one served before stays (vLLM loads it into the engine at once)."""
         import asyncio
 
         def swap():
@@ -64,5 +68,6 @@ class GeneratorActor:
 
     async def stats(self) -> dict:
         s = self.batcher.stats
-        return {"batches": s.batches, "requests": s.items, "mean_batch": s.mean_batch, "max_batch": s.max_batch,
+        return {"backend": self.cfg.model.backend, "engine_requests": self._engine_requests,
+                "batches": s.batches, "requests": s.items, "mean_batch": s.mean_batch, "max_batch": s.max_batch,
                 "failed_batches": s.failed_batches, "failed_requests": s.failed_items, "dropped": s.dropped}

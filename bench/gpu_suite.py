@@ -151,7 +151,7 @@ def bench_sft(st: Setup) -> dict:
 
     project = timed(project_step)
     peak_project = _peak_gb(torch)
-    del model, opt, params
+    model = opt = params = None  # free the project model before the plain one loads
     if st.device == "cuda":
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()

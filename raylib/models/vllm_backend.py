@@ -12,7 +12,8 @@
   context) minus ``max_tokens`` is cut by the one truncation policy (``raylib.models.prompt.fit_prompt``)
   before vLLM sees it (vLLM raises on an over-long prompt); ``truncation`` counts the cuts.
 * LoRA: ``load_adapter(path, version)`` makes a ``LoRARequest`` with a fresh ``lora_int_id`` for every
-  call (a reused id would serve the old adapter's prefix cache); later requests use it.
+  call (a reused id would serve the old adapter's weights and prefix cache) and loads it into the engine
+  at once (a bad adapter fails the load, not every later request); later requests use it.
 * The engine lives on an event loop owned by this object (a daemon thread): ``generate`` (sync) and
   ``agenerate`` from any other loop are forwarded to it.
 * vLLM is imported lazily; without it the constructor raises ``VLLMUnavailable``. The engine spawns
@@ -134,11 +135,21 @@ class VLLMGenerator:
         return None if self._lora is None else self._lora.lora_int_id
 
     def load_adapter(self, path: str | Path, version: str | int) -> int:
-        """Serve the LoRA adapter in ``path`` from now on, under a fresh lora_int_id (returned)."""
+        """Serve the LoRA adapter in ``path`` from now on, under a fresh lora_int_id (returned).
+
+        The engine loads it here (``add_lora``), so an adapter it cannot serve (rank above
+        ``max_lora_rank``, modules it does not know, a broken folder) raises now and the adapter served
+        before stays; requests already running finish with the adapter they started with."""
         a = check_adapter_dir(path)
         lora_id = next(_LORA_IDS)
-        self._lora = self._LoRARequest(lora_name=f"v{version}-{lora_id}", lora_int_id=lora_id,
-                                       lora_path=str(a.resolve()))
+        lora = self._LoRARequest(lora_name=f"v{version}-{lora_id}", lora_int_id=lora_id,
+                                 lora_path=str(a.resolve()))
+        try:
+            self._run(self.engine.add_lora(lora))
+        except Exception as e:
+            raise ValueError(f"vLLM cannot load the LoRA adapter in {str(a)!r} (version {version}): "
+                             f"{type(e).__name__}: {e}; still serving {self._adapter_tag}") from e
+        self._lora = lora
         self._adapter_tag = adapter_tag(a, version)
         log.info("adapter %s (version %s) served as lora_int_id %d", a, version, lora_id)
         return lora_id
