@@ -24,11 +24,12 @@ CPU_MODEL = ["model.backend=hf", "model.dtype=float32", "model.device=cpu", "val
              "sft.dtype=float32", "run.name=placement", "workers.lean=2", "workers.drivers=2"]
 
 
-def node_args(types: dict, name: str, cpus: float, gpus: int = 0) -> dict:
-    """``Cluster.add_node`` arguments of one node of cluster.yaml's type ``name`` (CPU/GPU as declared
-    there, else the given counts: cloud types have theirs detected)."""
+def node_args(types: dict, name: str, cpus: float) -> dict:
+    """``Cluster.add_node`` arguments of one node of cluster.yaml's type ``name``: its custom resources and
+    GPUs as declared there, and ``cpus`` CPUs (a 2-core test machine cannot stand in for 16 or 32)."""
     res = dict(types[name].get("resources") or {})
-    return {"num_cpus": res.pop("CPU", cpus), "num_gpus": res.pop("GPU", gpus), "resources": res}
+    res.pop("CPU", None)
+    return {"num_cpus": cpus, "num_gpus": res.pop("GPU", 0), "resources": res}
 
 
 def free_port() -> int:
@@ -47,10 +48,11 @@ def cluster(repo_root):
     types = yaml.safe_load((repo_root / "cluster.yaml").read_text())["available_node_types"]
     c = Cluster(initialize_head=True, head_node_args={**node_args(types, "head", 0), "include_dashboard": True,
                                                                "dashboard_port": free_port()})
-    c.add_node(**node_args(types, "gpu_worker", 2, gpus=1))
+    c.add_node(**node_args(types, "gpu_worker", 2))
     c.add_node(**node_args(types, "lean_worker", 2))
     c.wait_for_nodes()
     ray.init(address=c.address, namespace="placement-test", configure_logging=False)
+    assert ray.cluster_resources().get("GPU") == 1, "the test needs cluster.yaml's GPU node type to have one GPU"
     c.types = types
     yield c
     ray.shutdown()
@@ -174,7 +176,7 @@ def test_cluster_profile_puts_each_role_on_its_node_type(cluster, repo_root, tin
     encoder's GPU, as the autoscaler would."""
     from actors.fleet import start_actors
 
-    cluster.add_node(**node_args(cluster.types, "gpu_worker", 2, gpus=1))
+    cluster.add_node(**node_args(cluster.types, "gpu_worker", 2))
     cluster.wait_for_nodes()
     cfg = profile(repo_root, "cluster_gpu", tiny_model_dir, ebm_dir, "workers.placement_timeout_s=120")
     fleet = start_actors(cfg)
