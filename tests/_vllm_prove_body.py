@@ -57,6 +57,10 @@ def main(argv=None) -> int:
                 Theorem("imp_self", "theorem imp_self (p : Prop) : p → p"), builtin_theorems("textbook")[0]]
     report: dict = {"theorems": [t.name for t in theorems]}
     t0 = time.perf_counter()
+    # A cluster of its own: ray.init() with no address would join a head another process started with
+    # `ray start` on this machine (and refuse num_cpus); init_ray(cfg) then finds Ray up and does nothing.
+    ray.init(address="local", num_cpus=cfg.ray.num_cpus, namespace=cfg.ray.namespace, include_dashboard=False,
+             configure_logging=False)
     init_ray(cfg)
     log.info("Ray up in %.1fs", time.perf_counter() - t0)
     fleet = start_actors(cfg)
