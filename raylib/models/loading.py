@@ -146,6 +146,7 @@ def load_quantized_causal_lm(path: str | Path, quantization: str, compute_dtype:
     (``raylib.train.options.runtime_refusal``).
     """
     import bitsandbytes  # noqa: F401  (lazily: GPU machines only; a clear ImportError otherwise)
+    import torch
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     if quantization not in ("4bit", "8bit"):
@@ -154,12 +155,14 @@ def load_quantized_causal_lm(path: str | Path, quantization: str, compute_dtype:
     td = torch_dtype(compute_dtype)
     if quantization == "4bit":
         qcfg = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=td, bnb_4bit_quant_storage=td)
+                                  bnb_4bit_compute_dtype=td)
     else:
         qcfg = BitsAndBytesConfig(load_in_8bit=True)
+    dev = torch.device(device)
+    index = dev.index if dev.index is not None else torch.cuda.current_device()  # the whole model on this GPU
     try:
         model = AutoModelForCausalLM.from_pretrained(str(p), quantization_config=qcfg, dtype=td,
-                                                     device_map={"": device}, local_files_only=True)
+                                                     device_map={"": index}, local_files_only=True)
     except Exception as e:
         raise ModelLoadError(f"cannot load the model in {str(p)!r} {quantization}: {type(e).__name__}: {e}") from e
     log.info("loaded %s quantized %s (compute %s) on %s", p, quantization, compute_dtype, device)
