@@ -4,8 +4,9 @@ the generator (the real tiny model, on CPU) and the search drivers; two Lean nod
 resource as on a cluster. Once the first theorems are written, the node under a Lean worker is removed
 (its raylet and every process on it killed, as when a spot node goes). Ray restarts the worker on the
 other Lean node. Searches that were on it fail (``workers.max_attempts=1``: no lease move, which
-tests/test_lease.py covers) and the prove stage retries them. The run must still finish with every theorem accounted for exactly once: one row per theorem in results.jsonl,
-each with the theorem's own outcome (an infrastructure failure is retried, never an outcome).
+tests/test_lease.py covers) and the prove stage retries them. The run must still finish with every
+theorem accounted for exactly once: one row per theorem in results.jsonl, each with the theorem's own
+outcome (an infrastructure failure is retried, never an outcome).
 """
 
 import json
