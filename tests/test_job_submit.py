@@ -4,12 +4,14 @@ RAY_AUTH_MODE=token and RAY_AUTH_TOKEN_PATH, and checks that a client without th
 
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -41,6 +43,16 @@ def head():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
+def submit(cmd: list, env: dict, timeout: float) -> subprocess.CompletedProcess:
+    """``ray job submit``, again while a just-started head's job agent is not up yet (a loaded machine)."""
+    for _ in range(10):
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        if "No available agent to submit job" not in proc.stderr:
+            return proc
+        time.sleep(3)
+    return proc
+
+
 def test_env_check_runs_unchanged_under_ray_job_submit(head):
     env, address, tmp = head
     runs = tmp / "runs"
@@ -48,7 +60,7 @@ def test_env_check_runs_unchanged_under_ray_job_submit(head):
            "--runtime-env-json", json.dumps({"excludes": [".venv", ".venv-vllm", "runs", ".git"]}), "--",
            "python", "-m", "jobs.env_check", "--set", "ray.address=auto", "--set", f"run.root={runs}",
            "--set", "theorems.source=builtin:textbook", "--set", "theorems.split=null", "--limit", "6"]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = submit(cmd, env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
     summary = json.loads((runs / "local" / "env_check" / "summary.json").read_text())
     assert summary["theorems"] == 6 and summary["verified"] == 6
@@ -56,3 +68,25 @@ def test_env_check_runs_unchanged_under_ray_job_submit(head):
     refused = subprocess.run(cmd[:5] + ["--", "python", "-c", "print(1)"], capture_output=True, text=True,
                              env={**env, "RAY_AUTH_TOKEN_PATH": str(tmp / "wrong")}, timeout=120)
     assert refused.returncode != 0 and "AuthenticationError" in refused.stderr
+
+
+def test_iterate_runs_one_iteration_under_ray_job_submit(head, tiny_model_dir):
+    """The main job submitted to the started head (token auth on): one iteration, tiny budget, from scratch."""
+    env, address, tmp = head
+    runs = tmp / "runs"
+    budget = [f"run.root={runs}", "run.name=submitted", f"model.path={tiny_model_dir}", "model.device=cpu",
+              "workers.lean=1", "workers.drivers=1", "search.max_nodes=6", "search.num_candidates=4",
+              "search.max_tokens=24", "iterate.train_theorems=4", "iterate.heldout_theorems=2",
+              "iterate.sft_steps=2", "iterate.value_model=false", "sft.batch_size=4", "sft.valid_fraction=0.0",
+              "sft.checkpoint_every=2", "sft.eval_every=2", "sft.guards.max_identical_share=1.0",
+              "sft.guards.max_empty_share=1.0", "sft.guards.max_repetitive_share=1.0", "sft.guards.probe_states=2",
+              "sft.guards.probe_samples=1", "sft.guards.probe_max_tokens=8", "ray.address=auto"]
+    cmd = [str(BIN / "ray"), "job", "submit", "--address", address, "--working-dir", str(ROOT),
+           "--runtime-env-json", json.dumps({"excludes": [".venv", ".venv-vllm", "runs", ".git"]}), "--",
+           "python", "-m", "jobs.iterate", "--iterations", "1"] + [a for s in budget for a in ("--set", s)]
+    proc = submit(cmd, env, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert re.search(r"Job '\S+' succeeded", proc.stdout + proc.stderr)  # the CLI's words for SUCCEEDED
+    summary = json.loads((runs / "submitted" / "summary.json").read_text())
+    (it,) = summary["iterations"]
+    assert it["iteration"] == 1 and it["proof_rate_llm"] is not None and isinstance(it["promoted"], bool)
