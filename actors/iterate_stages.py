@@ -35,6 +35,18 @@ class MissingPieceError(RuntimeError):
     """A stage's implementation is not in this tree; the message names the module and function."""
 
 
+class InfraFailure(RuntimeError):
+    """Theorems of a prove/evaluate stage still failed on infrastructure after their retries. The stage is
+    left incomplete (no record), so the same command redoes exactly those theorems and keeps the rest."""
+
+
+def check_infra(label: str, infra_errors: int, where: Path) -> None:
+    if infra_errors:
+        raise InfraFailure(f"{label}: {infra_errors} theorem(s) failed on infrastructure (an actor died, the engine "
+                           f"raised, a Lean worker was lost) after their retries; see {where}. They are not "
+                           "results: run the same command again to redo them (the other theorems are kept)")
+
+
 def need(module: str, name: str, what: str) -> Callable:
     try:
         return getattr(importlib.import_module(module), name)
@@ -139,6 +151,7 @@ def stage_prove(ctx: IterCtx, out: Path) -> dict:
     fleet = ctx.serving.fleet(cfg) if ctx.serving is not None else None
     summary = prove_theorems(cfg, theorems, out, fleet=fleet, seed=ctx.cfg.run.seed + ctx.iteration,
                              run_name=ctx.cfg.run.name, iteration=ctx.iteration)
+    check_infra(f"iter_{ctx.iteration}/prove", summary.get("infra_errors") or 0, out / "results.jsonl")
     return {"theorems": summary.get("theorems"), "proved": summary.get("proved"),
             "proof_rate": summary.get("proof_rate"), "proof_rate_model_only": summary.get("proof_rate_model_only"),
             "trajectories": len(list((out / "trajectories").glob("*.parquet"))),
@@ -315,6 +328,8 @@ def run_evaluate(ctx: IterCtx, out: Path, pointers: dict) -> dict:
         fleet = ctx.serving.fleet(policy_config(ctx.cfg, pointers, ctx.cfg.iterate.eval_max_nodes), drivers=False)
     res = evaluate(cfg, held, out, attempts=ctx.cfg.iterate.eval_attempts, ebm_path=pointers.get("ebm"),
                    trained_on=trained_on, fleet=fleet, iteration=ctx.iteration)
+    infra = sum(v.get("infra_errors") or 0 for v in res.get("variants", {}).values())
+    check_infra(f"iter_{ctx.iteration}/{out.name}", infra, out)
     llm, ebm = res.get("proof_rate_llm"), res.get("proof_rate_ebm")
     variants = res.get("variants", {})
     return {"proof_rate_llm": llm, "proof_rate_ebm": ebm, "proof_rate": ebm if ebm is not None else llm,

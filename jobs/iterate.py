@@ -21,7 +21,8 @@ report are rewritten. The generator, encoder and Lean workers are started once a
 back before sft, probe, encode and ebm (workers.serve_during_training: true keeps them up).
 Console: a bar per iteration (one step per stage) and one line per stage result;
 everything else goes to <run>/logs/iterate.log (Ray's worker output stays in Ray's session logs).
-Exit status: 0 done, 2 bad config or input, 3 a missing stage implementation.
+Exit status: 0 done, 2 bad config or input, 3 a missing stage implementation, 4 theorems left by an
+infrastructure failure (run again to redo them), 130 interrupted (Ctrl-C; run again to resume).
 """
 
 from __future__ import annotations
@@ -255,13 +256,19 @@ def main(argv=None) -> int:
 
     init_ray(cfg, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
-    from actors.iterate_stages import MissingPieceError
+    from actors.iterate_stages import InfraFailure, MissingPieceError
 
     try:
         summary = runner.run()
     except MissingInputError as e:
         log.error("%s", e)
         return 2
+    except InfraFailure as e:
+        log.error("%s", e)
+        return 4
+    except KeyboardInterrupt:
+        log.error("interrupted: complete stages are kept; run the same command to resume (log: %s)", logfile)
+        return 130
     except MissingPieceError as e:
         log.error("%s", e)
         return 3
