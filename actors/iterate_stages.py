@@ -2,8 +2,8 @@
 
     prove → sft_data → sft → probe → encode → ebm → evaluate → gate
 
-Iteration 0 holds one stage, ``evaluate``: the starting model on the held-out theorems, the figure the
-first gate compares against. Each function takes an ``IterCtx`` and the stage folder and returns the
+Iteration 0 holds ``evaluate`` (the starting model on the held-out theorems, the figure the first gate
+compares against) and ``noise`` (the same model, LLM-only, on the next seed: the evaluation's own noise). Each function takes an ``IterCtx`` and the stage folder and returns the
 stage's outputs (JSON); ``raylib.stages.Stage`` records them, skips a complete stage and resumes an
 interrupted one. The prove, SFT, encode and EBM stages resume from their own partial files (results per
 theorem, training checkpoints, embedding parts).
@@ -28,7 +28,11 @@ from raylib.stages import MissingInputError, Stage, atomic_write_json, hash_inpu
 log = logging.getLogger("rayprover.iterate")
 
 STAGES = ("prove", "sft_data", "sft", "probe", "encode", "ebm", "evaluate", "gate")
-BASELINE_STAGES = ("evaluate",)
+BASELINE_STAGES = ("evaluate", "noise")
+
+
+def baseline_stages(cfg: Config) -> tuple[str, ...]:
+    return BASELINE_STAGES if cfg.iterate.noise else BASELINE_STAGES[:1]
 
 
 class MissingPieceError(RuntimeError):
@@ -349,6 +353,18 @@ def stage_evaluate(ctx: IterCtx, out: Path) -> dict:
     return run_evaluate(ctx, out, cand)
 
 
+def stage_noise(ctx: IterCtx, out: Path) -> dict:
+    """The starting model evaluated LLM-only on seed run.seed+1 beside the evaluate stage's run.seed: how far
+    two evaluations of one model differ (a rise of the proof rate smaller than this is not a rise)."""
+    seed = ctx.cfg.run.seed + 1
+    other = replace(ctx, cfg=with_settings(ctx.cfg, run__seed=seed, iterate__eval_attempts=1))
+    res = run_evaluate(other, out, dict(ctx.current, ebm=None))
+    first = ctx.earlier("evaluate")
+    rates = [(first.get("attempt_rates") or {}).get("llm", [first.get("proof_rate_llm")])[0], res["proof_rate_llm"]]
+    return {"seeds": [ctx.cfg.run.seed, seed], "proof_rate_llm": rates,
+            "spread": round(abs(rates[0] - rates[1]), 4) if None not in rates else None, "eval": res["eval"]}
+
+
 def stage_gate(ctx: IterCtx, out: Path) -> dict:
     it = ctx.cfg.iterate
     ev, probe = ctx.earlier("evaluate"), ctx.earlier("probe")
@@ -369,6 +385,7 @@ def stage_gate(ctx: IterCtx, out: Path) -> dict:
 STAGE_FUNCS: dict[str, Callable[[IterCtx, Path], dict]] = {
     "prove": stage_prove, "sft_data": stage_sft_data, "sft": stage_sft, "probe": stage_probe,
     "encode": stage_encode, "ebm": stage_ebm, "evaluate": stage_evaluate, "gate": stage_gate,
+    "noise": stage_noise,
 }
 
 
@@ -389,7 +406,7 @@ def stage_inputs(ctx: IterCtx, name: str) -> tuple[list[Path], dict]:
     if name == "sft":
         d = ctx.stage("sft_data").dir
         return [d / "train.parquet", d / "valid.parquet"], params
-    if name == "evaluate" and it == 0:
+    if name in BASELINE_STAGES and it == 0:
         return [], dict(params, theorems=[t.name for t in heldout_theorems(ctx.cfg)])
     upstream = {}
     for s in STAGES[: STAGES.index(name)]:

@@ -115,7 +115,7 @@ def quiet_libraries() -> None:
 
 def _line(label: str, outputs: dict, skipped: bool, wall: float) -> str:
     keys = ("proved", "theorems", "proof_rate", "proof_rate_llm", "proof_rate_ebm", "train", "valid", "steps",
-            "loss", "passed", "promote", "skipped", "states", "encoded")
+            "loss", "passed", "promote", "skipped", "states", "encoded", "spread")
     shown = {k: outputs[k] for k in keys if k in outputs and outputs[k] is not None}
     if "generation" in outputs and isinstance(outputs["generation"], dict):
         shown["generation_probe"] = "passed" if outputs["generation"].get("passed") else "FAILED"
@@ -212,8 +212,11 @@ class Runner:
         st = self.st
         current = st.initial_pointers(self.cfg)
         ctx = st.IterCtx(self.cfg, self.run_dir, 0, current, self.config_hash, serving=self.serving)
-        with tqdm(total=1, desc="iter 0 (baseline)", unit="stage", leave=True) as bar:
-            ev = self.run_stage(ctx, "evaluate", bar)
+        baseline = st.baseline_stages(self.cfg)
+        with tqdm(total=len(baseline), desc="iter 0 (baseline)", unit="stage", leave=True) as bar:
+            for name in baseline:
+                self.run_stage(ctx, name, bar)
+        ev = ctx.outputs["evaluate"]
         current = dict(current, proof_rate=ev.get("proof_rate"), proof_rate_llm=ev.get("proof_rate_llm"),
                        proof_rate_ebm=ev.get("proof_rate_ebm"))
         self.after_stage(current)
@@ -275,6 +278,11 @@ def main(argv=None) -> int:
     log.info("done: %s (log: %s)", json.dumps([{k: it[k] for k in ("iteration", "proof_rate_llm", "proof_rate_ebm",
                                                                     "promoted")} for it in summary["iterations"]]),
              logfile)
+    g = summary.get("progress") or {}
+    if g.get("gain") is not None:
+        log.info("held-out proof rate of the model in use: %s after iteration 1 -> %s after iteration %d (gain %+.3f; "
+                 "evaluation noise, one model on two seeds: %s)", g["first"], g["last"], summary["iterations"][-1]["iteration"],
+                 g["gain"], g["noise"])
     print(json.dumps(summary, indent=2))
     return 0
 

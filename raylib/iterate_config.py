@@ -22,6 +22,8 @@ class IterateSection(Section):
     eval_max_nodes: Optional[int] = Field(32, ge=1, description="search.max_nodes of the evaluate stage; null: search.max_nodes")
     sft_steps: Optional[int] = Field(60, ge=1, description="SFT optimizer steps per iteration; null: sft.max_steps/epochs")
     ebm_steps: Optional[int] = Field(40, ge=1, description="EBM training steps per iteration; null: the ebm section's")
+    noise: bool = Field(True, description="iteration 0 also evaluates the starting model (LLM-only) on the next "
+                        "seed: the evaluation's own noise, set beside the rise of the proof rate in summary.json")
     value_model: bool = Field(True, description="train and use the EBM (encode + train-ebm stages); false: policy only")
     tolerance: float = Field(0.02, ge=0, le=1, description="gate: largest allowed fall of the held-out proof rate")
     max_centroid_drop: float = Field(0.5, ge=0, le=1, description="gate: largest relative fall of the separation "

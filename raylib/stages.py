@@ -280,7 +280,7 @@ def run_summary(run_dir: Path) -> dict:
             if ev:
                 out["baseline"] = {"iteration": 0, "proof_rate_llm": ev.get("proof_rate_llm"),
                                    "proof_rate_ebm": ev.get("proof_rate_ebm"), "stage_wall_s": walls,
-                                   "attempts": ev.get("attempts")}
+                                   "attempts": ev.get("attempts"), "noise": recs.get("noise", {}).get("outputs")}
             continue
         gate = recs.get("gate", {}).get("outputs")
         if gate is None:
@@ -293,4 +293,20 @@ def run_summary(run_dir: Path) -> dict:
             "current_proof_rate": (gate.get("current") or {}).get("proof_rate"),
             "train_proof_rate": prove.get("proof_rate"), "stage_wall_s": walls,
             "wall_s": round(sum(v for v in walls.values() if v), 2)})
+    out["progress"] = progress(out)
     return out
+
+
+def progress(summary: dict) -> dict | None:
+    """The rise of the held-out proof rate of the model in use, from after iteration 1 to after the last one
+    (and from the starting model), beside the evaluation's own noise (one model, two seeds)."""
+    its = summary["iterations"]
+    if not its:
+        return None
+    noise = ((summary.get("baseline") or {}).get("noise") or {}).get("spread")
+    first, last = its[0].get("current_proof_rate"), its[-1].get("current_proof_rate")
+    start = (summary.get("baseline") or {}).get("proof_rate_llm")
+    gain = round(last - first, 4) if None not in (first, last) else None
+    return {"first": first, "last": last, "gain": gain, "baseline": start,
+            "gain_over_baseline": round(last - start, 4) if None not in (last, start) else None,
+            "noise": noise, "above_noise": gain > noise if None not in (gain, noise) else None}

@@ -70,7 +70,11 @@ def test_iteration_from_scratch(reference):
     cfg, summary = reference
     run = cfg.run_dir
     recs = _records(run)
-    assert set(recs) == {"iter_0/evaluate"} | {f"iter_1/{s}" for s in st.STAGES}
+    assert set(recs) == {"iter_0/evaluate", "iter_0/noise"} | {f"iter_1/{s}" for s in st.STAGES}
+    noise = summary["baseline"]["noise"]  # the starting model on a second seed: the evaluation's own noise
+    assert noise["seeds"] == [cfg.run.seed, cfg.run.seed + 1] and noise["proof_rate_llm"][0] == \
+        summary["baseline"]["proof_rate_llm"] and noise["spread"] == abs(noise["proof_rate_llm"][1]
+                                                                          - noise["proof_rate_llm"][0])
     assert all(r["status"] == "complete" and r["config_hash"] and "base" in r["fingerprints"] for r in recs.values())
     (it,) = summary["iterations"]
     assert it["iteration"] == 1 and isinstance(it["promoted"], bool) and it["reason"]

@@ -91,7 +91,10 @@ def run_dir(tmp_path):
     _w(run / "summary.json", {"iterations": [{"iteration": 1, "proof_rate_llm": 0.4, "proof_rate_ebm": 0.45,
                                               "promoted": True, "reason": "all checks passed",
                                               "stage_wall_s": {"prove": 40.0}}],
-                              "baseline": {"iteration": 0, "proof_rate_llm": 0.25},
+                              "baseline": {"iteration": 0, "proof_rate_llm": 0.25,
+                                           "noise": {"seeds": [0, 1], "proof_rate_llm": [0.25, 0.3], "spread": 0.05}},
+                              "progress": {"first": 0.45, "last": 0.45, "gain": 0.0, "baseline": 0.25,
+                                           "noise": 0.05, "above_noise": False},
                               "in_progress": {"iteration": 2, "stages_complete": []}})
     return run
 
@@ -112,6 +115,9 @@ def test_report_from_a_synthetic_run_folder(run_dir):
     assert "| 2 | not run yet |  |  |  |  |  |  |" in md  # iteration 2's evaluation is not there yet
     assert "| 1 | LLM+EBM | pass@1 45.0%, pass@2 50.0% |" in md and "| 1 | LLM+EBM | 2 x depth 1, 1 x depth 3 |" in md
     assert "held-out proof rate 0.250 -> 0.450" in md
+    # the evaluation's own noise (one model, two seeds) beside the rise of the proof rate
+    assert "proves 25.0% of the held-out theorems on seed 0 and 30.0% on seed 1 (spread 5.0%)" in md
+    assert "45.0% after iteration 1, 45.0% after the last iteration (gain +0.000 — not above the noise)" in md
     # SFT loss and guard figures; the torn line was skipped
     assert "| 1 | 3 | 1.250 | 1.500 | 1.000 | 0.000 | 0.000 | 0.125 | 0.250 | passed |" in md
     assert "| 1 | iter_1 | 10 | 4 | 0 | 1 | 0 | 1 | 2 |" in md

@@ -154,3 +154,19 @@ def test_run_summary_lists_finished_iterations_from_records(tmp_path):
         == [(1, 0.3, 0.35, True)]
     assert set(s["iterations"][0]["stage_wall_s"]) == {"evaluate", "gate"}
     assert s["in_progress"]["iteration"] == 2 and s["in_progress"]["stages_complete"] == ["prove"]
+
+
+def test_run_summary_sets_the_rise_of_the_proof_rate_beside_the_noise(tmp_path):
+    run = tmp_path / "run"
+    Stage(run, 0, "evaluate").run(lambda d: {"proof_rate_llm": 0.2}, config_hash="c")
+    Stage(run, 0, "noise").run(lambda d: {"seeds": [0, 1], "proof_rate_llm": [0.2, 0.25], "spread": 0.05},
+                               config_hash="c")
+    for k, rate in ((1, 0.3), (2, 0.4)):
+        Stage(run, k, "gate").run(lambda d, r=rate: {"promote": True, "current": {"proof_rate": r}}, config_hash="c")
+    p = run_summary(run)["progress"]
+    assert (p["first"], p["last"], p["gain"], p["baseline"], p["noise"]) == (0.3, 0.4, 0.1, 0.2, 0.05)
+    assert p["above_noise"] is True and p["gain_over_baseline"] == 0.2
+    Stage(run, 0, "noise").clear()
+    Stage(run, 0, "noise").run(lambda d: {"seeds": [0, 1], "proof_rate_llm": [0.2, 0.35], "spread": 0.15},
+                               config_hash="c")
+    assert run_summary(run)["progress"]["above_noise"] is False  # a gain within the noise is no rise

@@ -78,6 +78,20 @@ def _variant(ev: dict | None, v: str) -> dict:
     return ((ev or {}).get("variants") or {}).get(v) or {}
 
 
+def _noise_and_rise(doc: Doc, s: dict) -> None:
+    noise = (s.get("baseline") or {}).get("noise")
+    if noise and None not in noise.get("proof_rate_llm", [None]):
+        a, b = noise["proof_rate_llm"]
+        doc.p(f"Evaluation noise: the starting model, LLM-only, proves {pct(a)} of the held-out theorems on seed "
+              f"{noise['seeds'][0]} and {pct(b)} on seed {noise['seeds'][1]} (spread {pct(noise['spread'])}).")
+    g = s.get("progress")
+    if g and g.get("gain") is not None:
+        verdict = ("" if g.get("above_noise") is None else
+                   " — above the noise" if g["above_noise"] else " — not above the noise")
+        doc.p(f"Held-out proof rate of the model in use: {pct(g['first'])} after iteration 1, {pct(g['last'])} "
+              f"after the last iteration (gain {g['gain']:+.3f}{verdict}); the starting model: {pct(g['baseline'])}.")
+
+
 def _proof_rates(doc: Doc, data: dict) -> None:
     iters, s = data["iterations"], data["summary"]
     by_it = {e.get("iteration"): e for e in (s.get("iterations") or [])}
@@ -114,6 +128,7 @@ def _proof_rates(doc: Doc, data: dict) -> None:
                      reason or ""])
     doc.table(["iteration", "LLM-only", "without probes", "LLM+EBM", "without probes", "start failed", "gate",
                "reason"], rows)
+    _noise_and_rise(doc, s)
     doc.img("proof_rate.png", plots.proof_rate_plot(ks, {k: v for k, v in series.items() if any(x is not None for x in v)},
                                                    errs, dashed=("LLM-only, without probes", "LLM+EBM, without probes")),
             "held-out proof rate per iteration")
