@@ -77,8 +77,11 @@ def test_losing_a_lean_node_mid_prove_accounts_for_every_theorem_once(cluster, t
     try:
         while t.is_alive() and not (results.is_file() and results.read_text().count("\n") >= 2):
             time.sleep(0.05)
+        busy = []
+        while t.is_alive() and not busy:  # the victim: a worker holding searches right now
+            busy = [w for w, n in zip(fleet.lean, ray.get([w.lease_count.remote() for w in fleet.lean])) if n]
         assert t.is_alive(), f"the prove stage ended before the node could be removed: {box}"
-        victim_id = node_of(fleet.lean[0])
+        victim_id = node_of(busy[0])
         [victim] = [n for n in cluster.lean_nodes if n.node_id == victim_id]
         on_victim = [w for w in fleet.lean if node_of(w) == victim_id]
         written_before = results.read_text().count("\n")
