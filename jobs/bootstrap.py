@@ -1,6 +1,6 @@
 """Bootstrap the tiny built-in model: oracle corpus → tokenizer → tiny Llama trained by the SFT job.
 
-    python -m jobs.bootstrap [--config configs/local.yaml] [--set sft.bootstrap.theorems=3000] [--force]
+    python -m jobs.bootstrap [--config configs/local.yaml] [--set sft.bootstrap.theorems=1000] [--force]
 
 1. Generates ``sft.bootstrap.theorems`` built-in theorems (plus the textbook set) and replays the
    oracle's proofs of the TRAIN split through the built-in REPL: (state, tactic) pairs. Valid and

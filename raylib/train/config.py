@@ -44,7 +44,7 @@ class GuardsSection(Section):
 
 
 class BootstrapSection(Section):
-    theorems: int = Field(3000, ge=10, description="generated theorems (train split used for the corpus)")
+    theorems: int = Field(1000, ge=10, description="generated theorems (train split used for the corpus)")
     seed: int = 0
     vocab_size: int = Field(512, ge=300)
     hidden_size: int = Field(128, ge=64, description="tiny Llama width (head_dim 64: heads = hidden / 64)")
