@@ -17,7 +17,11 @@ def init_ray(cfg, log_to_driver: bool = True) -> None:
         return
     r = cfg.ray
     if r.address is None:
-        ray.init(num_cpus=r.num_cpus, namespace=r.namespace, include_dashboard=r.dashboard,
+        # "local": a new Ray, never one a stale /tmp/ray/ray_current_cluster points at (ray.init() with no
+        # address joins that). Under ``ray job submit`` RAY_ADDRESS names the job's cluster: join it.
+        import os
+
+        ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local", num_cpus=r.num_cpus, namespace=r.namespace, include_dashboard=r.dashboard,
                  log_to_driver=log_to_driver, configure_logging=False)
     else:
         ray.init(address=r.address, namespace=r.namespace, log_to_driver=log_to_driver, configure_logging=False)
