@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 ROLES = ("generator", "encoder", "lean", "driver", "encode", "sft", "ebm")
 ACTOR_ROLES = ("generator", "encoder", "lean", "driver")
 
-__all__ = ["ROLES", "PlacementTimeout", "role_options", "train_scaling", "wait_placed", "describe_request"]
+__all__ = ["ROLES", "PlacementTimeout", "role_options", "section_scaling", "train_scaling", "wait_placed",
+           "describe_request"]
 
 
 class PlacementTimeout(RuntimeError):
@@ -58,12 +59,16 @@ def _resources_of(role: str, cfg) -> tuple[float, float, dict]:
         gpus = cfg.value.encode_gpus if cfg.value.encode_gpus is not None else w.encoder_gpus
         return w.encode_cpus, float(gpus), dict(w.encoder_resources)
     if role in ("sft", "ebm"):
-        section = getattr(cfg, role)
-        rpw = dict(section.resources_per_worker or {})
-        cpus = float(rpw.pop("CPU", 1.0))
-        gpus = float(rpw.pop("GPU", 1.0 if section.use_gpu else 0.0))
-        return cpus, gpus, rpw
+        return _training_resources(getattr(cfg, role))
     raise ValueError(f"unknown placement role {role!r}; roles are {', '.join(ROLES)}")
+
+
+def _training_resources(section) -> tuple[float, float, dict]:
+    """(CPUs, GPUs, custom resources) of one worker of an sft/ebm section (``use_gpu``, ``resources_per_worker``)."""
+    rpw = dict(section.resources_per_worker or {})
+    cpus = float(rpw.pop("CPU", 1.0))
+    gpus = float(rpw.pop("GPU", 1.0 if section.use_gpu else 0.0))
+    return cpus, gpus, rpw
 
 
 def role_options(cfg, role: str) -> dict:
@@ -78,10 +83,14 @@ def train_scaling(cfg, role: str) -> dict:
     """``ScalingConfig`` keyword arguments of the ``sft`` or ``ebm`` training workers."""
     if role not in ("sft", "ebm"):
         raise ValueError(f"train_scaling: role must be sft or ebm, not {role!r}")
-    o = role_options(cfg, role)
-    rpw = {"CPU": o["num_cpus"], **({"GPU": o["num_gpus"]} if o["num_gpus"] else {}), **o["resources"]}
-    return {"num_workers": getattr(cfg, role).num_workers, "use_gpu": o["num_gpus"] > 0,
-            "resources_per_worker": rpw}
+    return section_scaling(getattr(cfg, role))
+
+
+def section_scaling(section) -> dict:
+    """``ScalingConfig`` keyword arguments from an ``SFTSection`` or ``EBMSection`` (what the trainers pass)."""
+    cpus, gpus, resources = _training_resources(section)
+    rpw = {"CPU": cpus, **({"GPU": gpus} if gpus else {}), **resources}
+    return {"num_workers": section.num_workers, "use_gpu": gpus > 0, "resources_per_worker": rpw}
 
 
 def describe_request(req: dict) -> str:

@@ -157,6 +157,7 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
     from ray.train.torch import TorchTrainer
 
     from raylib.models.ebm import EBM
+    from raylib.placement import section_scaling
     from raylib.train.devices import torch_config
     from raylib.train.ebm_loop import ebm_worker_loop, make_head
 
@@ -189,8 +190,7 @@ def train_ebm(cfg, trajectory_files: str | Path | Sequence[str | Path], embeddin
     train_ds = ray.data.from_numpy(data.train).rename_columns({"data": "idx"})
     trainer = TorchTrainer(
         ebm_worker_loop, train_loop_config=loop_cfg,
-        scaling_config=ScalingConfig(num_workers=ebm.num_workers, use_gpu=ebm.use_gpu,
-                                     resources_per_worker=ebm.resources_per_worker),
+        scaling_config=ScalingConfig(**section_scaling(ebm)),
         torch_config=torch_config(ebm.num_workers),
         run_config=RunConfig(name=run_name, storage_path=str(storage),
                              checkpoint_config=CheckpointConfig(num_to_keep=ebm.keep_checkpoints),

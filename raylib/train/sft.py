@@ -286,8 +286,9 @@ def run_sft(sft: SFTSection, examples: str | Path, base: str | Path, out: str | 
     loop_cfg = {"sft": sft_json, "base": str(base), "total_steps": plan.total_steps, "dataset_size": n,
                 "valid_rows": valid_rows, "plan": report.metrics(),
                 "interrupt_after_step": interrupt_after_step}
-    scaling = ScalingConfig(num_workers=sft.num_workers, use_gpu=sft.use_gpu,
-                            resources_per_worker=sft.resources_per_worker)
+    from raylib.placement import section_scaling
+
+    scaling = ScalingConfig(**section_scaling(sft))
     run_config = RunConfig(name=run_name, storage_path=str(storage),
                            checkpoint_config=CheckpointConfig(num_to_keep=sft.keep_checkpoints),
                            failure_config=FailureConfig(max_failures=sft.max_failures),
