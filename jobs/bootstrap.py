@@ -12,6 +12,9 @@
    the environment accepts AND that change the state, greedy and sampled; accepted no-ops such as
    ``skip`` are counted apart as ``*_accepted_noop``): ``bootstrap_eval.json`` beside the model.
 
+Exit status 3: a training guard stopped it (too little data for the steps). Console: this job's lines;
+Ray Train's go to ``<run.root>/logs/bootstrap.log``.
+
 Cached: ``<model.path>/BOOTSTRAP_COMPLETE`` holds the settings' key; a second call with the same
 settings does nothing. Work files go to ``<run.root>/bootstrap/``.
 """
@@ -174,9 +177,15 @@ def run(cfg, force: bool = False) -> dict:
         tok = train_tokenizer(texts, vocab_size=b.vocab_size)
         model = init_tiny_model(tok, seed=b.seed, hidden_size=b.hidden_size, layers=b.layers, heads=b.heads)
         save_model(model, tok, base)
-    sft = bootstrap_sft(cfg, plan_steps(build.counts["train"], cfg.sft.model_copy(
-        update={"batch_size": b.batch_size, "epochs": b.epochs, "max_steps": None, "grad_accum": 1})).total_steps)
-    init_ray(cfg)
+    total = plan_steps(build.counts["train"], cfg.sft.model_copy(
+        update={"batch_size": b.batch_size, "epochs": b.epochs, "max_steps": None, "grad_accum": 1})).total_steps
+    sft = bootstrap_sft(cfg, total)
+    log.info("bootstrap: %d oracle steps from %d train theorems; training the tiny model, %d steps (log: %s)",
+             build.counts["train"], len(train), total, Path(cfg.run.root) / "logs" / "bootstrap.log")
+    init_ray(cfg, log_to_driver=False)
+    import ray.data
+
+    ray.data.DataContext.get_current().enable_progress_bars = False
     t1 = time.perf_counter()
     res = run_sft(sft, work / "examples", base, work / "sft", config_hash=key)
     t_train = time.perf_counter() - t1
@@ -207,7 +216,17 @@ def main(argv=None) -> int:
     cfg = config_from_args(args, log)
     if cfg is None:
         return 2
-    run(cfg, force=args.force)
+    from raylib.logs import quiet_console
+
+    from raylib.train.guards import GuardStop
+
+    quiet_console(Path(cfg.run.root) / "logs" / "bootstrap.log", log.name)  # Ray Train's lines go to the file
+    try:
+        run(cfg, force=args.force)
+    except GuardStop as e:
+        log.error("bootstrap stopped by the %s guard: %s (too little data to learn from: raise sft.bootstrap.theorems "
+                  "or sft.bootstrap.epochs)", e.guard, e.reason)
+        return 3
     return 0
 
 

@@ -75,42 +75,10 @@ def result_config(cfg: Config) -> dict:
 
 
 def setup_console(run_dir: Path) -> Path:
-    """Console: this job's stage lines, warnings (Ray's: errors only); the log file: everything at INFO."""
-    logfile = run_dir / "logs" / "iterate.log"
-    logfile.parent.mkdir(parents=True, exist_ok=True)
-    root = logging.getLogger()
-    for h in list(root.handlers):
-        root.removeHandler(h)
-    root.setLevel(logging.INFO)
-    fh = logging.FileHandler(logfile, encoding="utf-8")
-    fh.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    root.addHandler(fh)
-    console = logging.StreamHandler(sys.stderr)
-    console.setFormatter(logging.Formatter("%(message)s"))
-    console.addFilter(lambda r: r.name == log.name or r.levelno >= (logging.ERROR if r.name.startswith("ray")
-                                                                    else logging.WARNING))
-    root.addHandler(console)
-    quiet_libraries()
-    return logfile
+    """Console: this job's stage lines and warnings (Ray's: errors only); <run>/logs/iterate.log: everything."""
+    from raylib.logs import quiet_console
 
-
-def quiet_libraries() -> None:
-    """Ray and transformers install their own console handlers and bars: route them to the log file."""
-    import ray  # noqa: F401  (import first: importing configures Ray's loggers)
-    import ray.data  # noqa: F401
-    import ray.train  # noqa: F401
-
-    for name in list(logging.root.manager.loggerDict):
-        if name == "ray" or name.startswith("ray."):
-            lg = logging.getLogger(name)
-            lg.handlers.clear()
-            lg.propagate = True
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
+    return quiet_console(run_dir / "logs" / "iterate.log", log.name)
 
 
 def _line(label: str, outputs: dict, skipped: bool, wall: float) -> str:
