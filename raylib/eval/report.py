@@ -21,6 +21,8 @@ from typing import Any
 from raylib.eval import plots
 from raylib.eval.render import Doc
 from raylib.eval.run_files import NOT_RUN, STAGES, collect
+
+BASELINE = ("evaluate", "noise")  # the stages of iteration 0
 from raylib.eval.tables import fmt, pct, pm
 
 log = logging.getLogger(__name__)
@@ -299,7 +301,7 @@ def _time(doc: Doc, data: dict) -> None:
         doc.p("Search time split (share of search seconds):")
         doc.table(["iteration", "search", "generate", "Lean", "EBM", "other"], rows)
     stage_rows = [[f"iter {k}", *[fmt(it["wall_s"].get(s), 1) if it["wall_s"].get(s) is not None
-                                 else ("–" if k == 0 and s != "evaluate" else it["status"][s]) for s in STAGES]]
+                                 else ("–" if (k == 0) != (s in BASELINE) else it["status"][s]) for s in STAGES]]
                   for k, it in iters.items()]
     doc.table(["", *STAGES], stage_rows)
 

@@ -13,7 +13,7 @@ log = logging.getLogger(__name__)
 
 __all__ = ["NOT_RUN", "STAGES", "collect"]
 
-STAGES = ("prove", "sft_data", "sft", "probe", "encode", "ebm", "evaluate", "gate")
+STAGES = ("prove", "sft_data", "sft", "probe", "encode", "ebm", "evaluate", "gate", "noise")  # noise: iteration 0 only
 NOT_RUN = "not run yet"
 
 
