@@ -51,3 +51,16 @@ def random_adapter():
 def tiny_adapter_dir(tmp_path_factory, tiny_model_dir):
     """A random LoRA adapter for ``tiny_model_dir``."""
     return _random_adapter(tiny_model_dir, tmp_path_factory.mktemp("adapter"))
+
+
+@pytest.fixture(scope="session")
+def ebm_dir(tiny_model_dir, tmp_path_factory):
+    """An EBM head (random, seeded) for ``tiny_model_dir``'s encoder: a config with it starts the encoder too."""
+    import torch
+
+    from raylib.models.ebm import EBM, build_head
+    from raylib.models.encoder import StateEncoder
+
+    enc = StateEncoder(tiny_model_dir, device="cpu")
+    torch.manual_seed(0)
+    return EBM(build_head(enc.dim, hidden=16), enc.fingerprint()).save(tmp_path_factory.mktemp("ebm") / "ebm")

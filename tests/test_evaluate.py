@@ -80,18 +80,6 @@ def local_ray():
     ray.shutdown()
 
 
-@pytest.fixture(scope="module")
-def ebm_dir(tiny_model_dir, tmp_path_factory):
-    import torch
-
-    from raylib.models.ebm import EBM, build_head
-    from raylib.models.encoder import StateEncoder
-
-    enc = StateEncoder(tiny_model_dir, device="cpu")
-    torch.manual_seed(0)
-    return EBM(build_head(enc.dim, hidden=16), enc.fingerprint()).save(tmp_path_factory.mktemp("ebm") / "ebm")
-
-
 def test_evaluate_end_to_end_on_local_ray(local_ray, tmp_path, tiny_model_dir, ebm_dir):
     from actors.evaluate import evaluate
     from raylib.eval.tables import eval_markdown

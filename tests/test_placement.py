@@ -59,19 +59,6 @@ def cluster(repo_root):
     c.shutdown()
 
 
-@pytest.fixture(scope="module")
-def ebm_dir(tiny_model_dir, tmp_path_factory):
-    """An EBM head for the tiny model, so start_actors starts the encoder too."""
-    import torch
-
-    from raylib.models.ebm import EBM, build_head
-    from raylib.models.encoder import StateEncoder
-
-    enc = StateEncoder(tiny_model_dir, device="cpu")
-    torch.manual_seed(0)
-    return EBM(build_head(enc.dim, hidden=16), enc.fingerprint()).save(tmp_path_factory.mktemp("ebm") / "ebm")
-
-
 def profile(repo_root, name, tiny_model_dir, ebm_dir, *extra):
     return load_config(repo_root / "configs" / f"{name}.yaml",
                        [*CPU_MODEL, f"model.path={tiny_model_dir}", f"value.ebm_path={ebm_dir}", *extra])
