@@ -70,6 +70,40 @@ class Fleet:
             return None
 
 
+def needs_encoder(cfg: Config) -> bool:
+    """Whether a search under ``cfg`` scores states with the EBM (and so needs an encoder actor)."""
+    return bool(cfg.value.ebm_path) and cfg.search.beta > 0
+
+
+def start_serving_actor(cfg: Config, role: str, name: str, cls=None):
+    """Start the ``generator`` (GeneratorActor, or ``cls``) or ``encoder`` (EncoderActor) named ``name``, placed
+    as ``workers.*`` says; restarted by Ray when its process dies, its calls never retried."""
+    import ray
+
+    from raylib.placement import role_options
+
+    if cls is None:
+        from actors.encoder import EncoderActor
+        from actors.generator import GeneratorActor
+
+        cls = {"generator": GeneratorActor, "encoder": EncoderActor}[role]
+    return ray.remote(cls).options(name=name, **role_options(cfg, role), max_restarts=-1,
+                                   max_task_retries=0).remote(cfg)
+
+
+def start_drivers(cfg: Config, names: dict) -> list:
+    """``workers.drivers`` SearchDrivers for ``cfg.search`` over the actors ``names`` names."""
+    import ray
+
+    from actors.search_driver import SearchDriver
+    from raylib.placement import role_options
+
+    w = cfg.workers
+    driver_cls = ray.remote(SearchDriver).options(**role_options(cfg, "driver"), max_restarts=-1,
+                                                  max_task_retries=0, max_concurrency=w.searches_per_driver + 2)
+    return [driver_cls.remote(cfg, names) for _ in range(w.drivers)]
+
+
 def start_actors(cfg: Config, env_factory=None, generator_cls=None) -> Fleet:
     """Start the generator, the encoder (when an EBM is configured), the Lean workers and the drivers.
 
@@ -78,27 +112,19 @@ def start_actors(cfg: Config, env_factory=None, generator_cls=None) -> Fleet:
     """
     import ray
 
-    from actors.encoder import EncoderActor
-    from actors.generator import GeneratorActor
     from actors.lean_worker import lean_worker_pool
-    from actors.search_driver import SearchDriver
-    from raylib.placement import role_options, wait_placed
+    from raylib.placement import wait_placed
 
-    w = cfg.workers
     tag = f"rp-{uuid.uuid4().hex[:8]}"
     names: dict[str, Any] = {"generator": f"{tag}-generator", "encoder": None}
-    generator = ray.remote(generator_cls or GeneratorActor).options(
-        name=names["generator"], **role_options(cfg, "generator"), max_restarts=-1, max_task_retries=0).remote(cfg)
+    generator = start_serving_actor(cfg, "generator", names["generator"], generator_cls)
     encoder = None
-    if cfg.value.ebm_path and cfg.search.beta > 0:
+    if needs_encoder(cfg):
         names["encoder"] = f"{tag}-encoder"
-        encoder = ray.remote(EncoderActor).options(
-            name=names["encoder"], **role_options(cfg, "encoder"), max_restarts=-1, max_task_retries=0).remote(cfg)
-    names["lean"] = [f"{tag}-lean-{i}" for i in range(w.lean)]
+        encoder = start_serving_actor(cfg, "encoder", names["encoder"])
+    names["lean"] = [f"{tag}-lean-{i}" for i in range(cfg.workers.lean)]
     lean = lean_worker_pool(cfg, names=names["lean"], env_factory=env_factory)
-    driver_cls = ray.remote(SearchDriver).options(**role_options(cfg, "driver"), max_restarts=-1,
-                                                  max_task_retries=0, max_concurrency=w.searches_per_driver + 2)
-    drivers = [driver_cls.remote(cfg, names) for _ in range(w.drivers)]
+    drivers = start_drivers(cfg, names)
     fleet = Fleet(generator, encoder, lean, drivers, {}, names)
     try:  # requests go out as configured; one not met in workers.placement_timeout_s stops the job
         wait_placed({"generator": [generator], "encoder": [encoder] if encoder is not None else [],

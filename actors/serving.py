@@ -37,6 +37,7 @@ import time
 import uuid
 from typing import Any, Optional
 
+from actors.fleet import needs_encoder, start_drivers, start_serving_actor
 from raylib.config import Config
 from raylib.hashing import json_hash
 
@@ -44,11 +45,6 @@ log = logging.getLogger(__name__)
 
 TRAINING_STAGES = ("sft", "probe", "encode", "ebm")  # the iterate stages that take the GPUs
 FRESH_VERSION = "0"  # the adapter version a generator started with model.adapter serves
-
-
-def needs_encoder(cfg: Config) -> bool:
-    """Whether a search under ``cfg`` scores states with the EBM (and so needs an encoder actor)."""
-    return bool(cfg.value.ebm_path) and cfg.search.beta > 0
 
 
 def _generator_key(cfg: Config) -> str:
@@ -69,19 +65,6 @@ def _encoder_key(cfg: Config) -> str:
 
 def _lean_key(cfg: Config) -> str:
     return json_hash({"env": cfg.env.model_dump(mode="json"), "workers": cfg.workers.model_dump(mode="json")})
-
-
-def start_drivers(cfg: Config, names: dict) -> list:
-    """``workers.drivers`` SearchDrivers for ``cfg.search`` over the actors ``names`` names."""
-    import ray
-
-    from actors.search_driver import SearchDriver
-    from raylib.placement import role_options
-
-    w = cfg.workers
-    driver_cls = ray.remote(SearchDriver).options(**role_options(cfg, "driver"), max_restarts=-1,
-                                                  max_task_retries=0, max_concurrency=w.searches_per_driver + 2)
-    return [driver_cls.remote(cfg, names) for _ in range(w.drivers)]
 
 
 def search_fleet(fleet, cfg: Config, value: bool):
@@ -209,13 +192,8 @@ class ServingFleet:
                 return
         if self.generator is not None:
             self._stop(["generator"], why="another base or settings" if self._gen["key"] != key else "adapter removed")
-        from actors.generator import GeneratorActor
-        from raylib.placement import role_options
-
         self.names["generator"] = f"rp-{uuid.uuid4().hex[:8]}-generator"
-        self.generator = ray.remote(GeneratorActor).options(
-            name=self.names["generator"], **role_options(cfg, "generator"), max_restarts=-1,
-            max_task_retries=0).remote(cfg)
+        self.generator = start_serving_actor(cfg, "generator", self.names["generator"])
         self._gen = {"key": key, "adapter": adapter, "fingerprint": None}
         started["generator"] = [self.generator]
         self._event("start", "generator", model=cfg.model.path, adapter=adapter)
@@ -236,13 +214,8 @@ class ServingFleet:
             return
         if self.encoder is not None:
             self._stop(["encoder"], why="another encoder")
-        from actors.encoder import EncoderActor
-        from raylib.placement import role_options
-
         self.names["encoder"] = f"rp-{uuid.uuid4().hex[:8]}-encoder"
-        self.encoder = ray.remote(EncoderActor).options(
-            name=self.names["encoder"], **role_options(cfg, "encoder"), max_restarts=-1,
-            max_task_retries=0).remote(cfg)
+        self.encoder = start_serving_actor(cfg, "encoder", self.names["encoder"])
         self._enc = {"key": key, "ebm": ebm, "fingerprint": None}
         started["encoder"] = [self.encoder]
         self._event("start", "encoder", adapter=cfg.value.encoder_adapter, ebm=ebm)
