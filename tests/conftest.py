@@ -7,6 +7,9 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("PYTHONPATH", str(ROOT))
+# Each test's ray.init starts its own local Ray: never join one a `make run` or `ray start` beside the
+# suite left in /tmp/ray/ray_current_cluster (ray.init with no address would, and refuse num_cpus then).
+os.environ.setdefault("RAY_ADDRESS", "local")
 
 
 @pytest.fixture(scope="session")

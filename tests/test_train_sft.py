@@ -219,7 +219,7 @@ def test_bootstrap_validity_eval_uses_config_template_and_device(setup, tmp_path
                                  "metrics": {}})
     monkeypatch.setattr(raylib.models.hf, "HFGenerator", fake_generator)
     monkeypatch.setattr(raylib.train.sft, "run_sft", lambda *a, **k: fake_result)
-    monkeypatch.setattr(raylib.rayutil, "init_ray", lambda cfg: None)
+    monkeypatch.setattr(raylib.rayutil, "init_ray", lambda cfg, **kw: None)
     with pytest.raises(Stop):
         bootstrap.run(cfg)
     assert seen == {"template": template, "device": "auto"}
