@@ -32,10 +32,14 @@ def head():
     tmp = Path(tempfile.mkdtemp(prefix="rp"))  # short: Ray's socket paths live under the temp dir
     token = tmp / "token"
     token.write_text(secrets.token_hex(32))
-    env = {**{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
-           "RAY_AUTH_TOKEN_PATH": str(token), "PYTHONPATH": ""}
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}  # the CLI's own head, not the suite's
+    env.update({"PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", "RAY_AUTH_MODE": "token",
+                "RAY_AUTH_TOKEN_PATH": str(token), "PYTHONPATH": ""})
     port, dash = _free_port(), _free_port()
-    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", f"--dashboard-port={dash}",
+    # the agents' ports too: their defaults are fixed, and a head stopped just before may still hold them
+    agents = [f"--{flag}={_free_port()}" for flag in ("dashboard-agent-listen-port", "dashboard-agent-grpc-port",
+                                                       "runtime-env-agent-port", "metrics-export-port")]
+    subprocess.run([str(BIN / "ray"), "start", "--head", f"--port={port}", f"--dashboard-port={dash}", *agents,
                     "--num-cpus=2", "--disable-usage-stats", f"--temp-dir={tmp / 'ray'}"],
                    env=env, check=True, capture_output=True, timeout=120)
     yield env, f"http://127.0.0.1:{dash}", tmp
@@ -43,7 +47,7 @@ def head():
     shutil.rmtree(tmp, ignore_errors=True)
 
 
-def stop_head(tmp: Path, grace_s: float = 15.0) -> None:
+def stop_head(tmp: Path, grace_s: float = 5.0) -> None:
     """Stop the head this test started, and only it: its processes name its temp dir. (``ray stop`` would
     stop every Ray on the machine, other test sessions' and the user's own clusters included.)"""
     import signal
