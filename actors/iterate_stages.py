@@ -3,7 +3,8 @@
     prove → sft_data → sft → probe → encode → ebm → evaluate → gate
 
 Iteration 0 holds ``evaluate`` (the starting model on the held-out theorems, the figure the first gate
-compares against) and ``noise`` (the same model, LLM-only, on the next seed: the evaluation's own noise). Each function takes an ``IterCtx`` and the stage folder and returns the
+compares against) and ``noise`` (the same model, LLM-only, on the next seed: the evaluation's own noise).
+Each function takes an ``IterCtx`` and the stage folder and returns the
 stage's outputs (JSON); ``raylib.stages.Stage`` records them, skips a complete stage and resumes an
 interrupted one. The prove, SFT, encode and EBM stages resume from their own partial files (results per
 theorem, training checkpoints, embedding parts).

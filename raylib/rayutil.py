@@ -21,7 +21,8 @@ def init_ray(cfg, log_to_driver: bool = True) -> None:
         # address joins that). Under ``ray job submit`` RAY_ADDRESS names the job's cluster: join it.
         import os
 
-        ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local", num_cpus=r.num_cpus, namespace=r.namespace, include_dashboard=r.dashboard,
+        ray.init(address=None if os.environ.get("RAY_ADDRESS") else "local", num_cpus=r.num_cpus,
+                 namespace=r.namespace, include_dashboard=r.dashboard,
                  log_to_driver=log_to_driver, configure_logging=False)
     else:
         ray.init(address=r.address, namespace=r.namespace, log_to_driver=log_to_driver, configure_logging=False)
