@@ -126,6 +126,8 @@ class Runner:
         if self.adopt_until is None:
             return False
         ak, ai = self.adopt_until
+        if name not in self.st.STAGES:  # iteration 0's noise stage: kept only when the restart is later
+            return k < ak
         return k < ak or (k == ak and self.st.STAGES.index(name) < ai)
 
     def after_stage(self, current: dict) -> None:

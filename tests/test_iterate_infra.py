@@ -39,3 +39,15 @@ def test_prove_stage_with_infra_errors_is_left_incomplete_and_redone(tmp_path, m
     monkeypatch.setattr(actors.fleet, "prove_theorems", _fake_prove(set()))
     out, skipped = stage.run(lambda d: st.stage_prove(ctx, d), config_hash="c")
     assert not skipped and out["theorems"] == 4 and stage.record()["status"] == "complete"
+
+
+def test_from_stage_keeps_iteration_0s_noise_stage_only_when_restarting_later(tmp_path):
+    """--from-stage adopts the stages before the restart point; iteration 0's noise stage is not in the
+    per-iteration stage list, so it is kept exactly when the restart is in a later iteration."""
+    from jobs.iterate import Runner
+
+    r = Runner(load_config(None, [f"run.root={tmp_path}"]), 1, None)
+    r.adopt_until = (0, st.STAGES.index("evaluate"))  # --from-stage iter_0/evaluate
+    assert (r.adopt(0, "evaluate"), r.adopt(0, "noise")) == (False, False)
+    r.adopt_until = (1, st.STAGES.index("sft"))  # --from-stage iter_1/sft
+    assert (r.adopt(0, "noise"), r.adopt(1, "prove"), r.adopt(1, "sft")) == (True, True, False)
