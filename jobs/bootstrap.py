@@ -2,9 +2,11 @@
 
     python -m jobs.bootstrap [--config configs/local.yaml] [--set sft.bootstrap.theorems=1000] [--force]
 
-1. Generates ``sft.bootstrap.theorems`` built-in theorems (plus the textbook set) and replays the
-   oracle's proofs of the TRAIN split through the built-in REPL: (state, tactic) pairs. Valid and
-   test theorems are the contamination check's exclusion list.
+1. Generates ``sft.bootstrap.theorems`` built-in theorems (seed ``sft.bootstrap.seed``, plus the textbook
+   set), leaves out every statement of the pool the iterate job proves (``theorems.*``: its practice
+   theorems are new to the model), and replays the oracle's proofs of the TRAIN split through the
+   built-in REPL: (state, tactic) pairs. Valid and test theorems are the contamination check's
+   exclusion list.
 2. Trains a byte-level BPE tokenizer on the examples and initialises a tiny Llama from scratch.
 3. Trains it with the same Ray Train SFT job as every other fine-tune (full parameters).
 4. Saves a Hugging Face folder at ``model.path`` (default runs/models/tiny) with fingerprint.json,
@@ -45,8 +47,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
+def bootstrap_theorems(cfg) -> list:
+    """The bootstrap's corpus: ``sft.bootstrap.theorems`` generated theorems (seed ``sft.bootstrap.seed``) and the
+    textbook set, less every statement of the built-in pool the run proves (``theorems.*``, all splits): the
+    theorems expert iteration practises on are new to the model, as a prover's search statements are new
+    to its supervised data."""
+    from raylib.env.builtin.corpus import generate_theorems, normalized_statement, textbook_theorems
+    from raylib.env.theorems import theorems_from_config
+
+    b = cfg.sft.bootstrap
+    theorems = generate_theorems(b.theorems, seed=b.seed) + textbook_theorems()
+    if not cfg.theorems.source.startswith("builtin:"):
+        return theorems
+    pool = {normalized_statement(t.statement)
+            for t in theorems_from_config(cfg.theorems.model_copy(update={"split": None, "limit": None}))}
+    return [t for t in theorems if normalized_statement(t.statement) not in pool]
+
+
 def bootstrap_key(cfg) -> str:
-    blob = {"version": VERSION, "bootstrap": cfg.sft.bootstrap.model_dump(mode="json"),
+    from raylib.hashing import json_hash
+
+    pool = cfg.theorems.model_dump(mode="json", exclude={"split", "limit"})
+    blob = {"version": VERSION, "bootstrap": cfg.sft.bootstrap.model_dump(mode="json"), "pool": json_hash(pool),
             "guards": cfg.sft.guards.model_dump(mode="json"), "template": cfg.generation.template,
             "seed": cfg.sft.seed, "valid_fraction": cfg.sft.valid_fraction}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
@@ -139,7 +161,6 @@ def score_tactics(repl, states, greedy: list[str], sampled: list[list[str]]) -> 
 
 def run(cfg, force: bool = False) -> dict:
     from raylib.data.sft import build_sft_examples, oracle_pairs, read_examples
-    from raylib.env.builtin.corpus import generate_theorems, textbook_theorems
     from raylib.models.tiny import init_tiny_model, save_model, train_tokenizer
     from raylib.rayutil import init_ray
     from raylib.train.schedule import plan_steps
@@ -152,7 +173,7 @@ def run(cfg, force: bool = False) -> dict:
     if not force and marker.is_file() and json.loads(marker.read_text()).get("key") == key:
         info = json.loads(marker.read_text())
         if "greedy_accepted_noop" not in info.get("validity", {}):  # made before no-ops were counted apart
-            valid = [t for t in generate_theorems(b.theorems, seed=b.seed) + textbook_theorems() if t.split == "valid"]
+            valid = [t for t in bootstrap_theorems(cfg) if t.split == "valid"]
             info["validity"] = tactic_validity(target, valid, b.eval_states, seed=b.seed,
                                                template=cfg.generation.template, device=cfg.model.device)
             for f in (target / "bootstrap_eval.json", marker):
@@ -163,7 +184,7 @@ def run(cfg, force: bool = False) -> dict:
         return info
     t0 = time.perf_counter()
     work = Path(cfg.run.root) / "bootstrap" / key
-    theorems = generate_theorems(b.theorems, seed=b.seed) + textbook_theorems()
+    theorems = bootstrap_theorems(cfg)
     train = [t for t in theorems if t.split == "train"]
     held_out = [t for t in theorems if t.split != "train"]
     build = build_sft_examples(oracle_pairs(train), work / "examples", eval_theorems=held_out,

@@ -15,9 +15,11 @@ def setup_logging(level: str | int | None = None) -> None:
 
 def quiet_console(logfile: Path, *own: str) -> Path:
     """A long job's console: the lines of the loggers ``own`` names, warnings, and errors only from Ray;
-    ``logfile`` gets everything at INFO (Ray's and transformers' chatter included). Returns ``logfile``."""
+    ``logfile`` gets everything at INFO (Ray's and transformers' chatter included, and what native code
+    writes to the process's standard error). Returns ``logfile``."""
     logfile = Path(logfile)
     logfile.parent.mkdir(parents=True, exist_ok=True)
+    native_stderr_to(logfile)
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -32,6 +34,28 @@ def quiet_console(logfile: Path, *own: str) -> Path:
     root.addHandler(console)
     quiet_libraries()
     return logfile
+
+
+def native_stderr_to(logfile: Path) -> None:
+    """Point file descriptor 2 at ``logfile`` and keep the terminal for Python's ``sys.stderr``.
+
+    Native code writes to descriptor 2 past Python's logging (Ray's C++ core worker prints its own
+    error lines there, such as Ray Data's note on actor constructor arguments), and so do the Ray
+    processes this one starts. Only in a process whose ``sys.stderr`` is still the original one: under a
+    test runner's capture, or when called twice, nothing changes."""
+    if sys.stderr is not sys.__stderr__ or getattr(sys.stderr, "fileno", None) is None:
+        return
+    try:
+        fd = sys.stderr.fileno()
+        sys.stderr.flush()
+        terminal = os.dup(fd)
+        target = os.open(logfile, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except (OSError, ValueError):
+        return
+    os.dup2(target, fd)
+    os.close(target)
+    sys.stderr = os.fdopen(terminal, "w", buffering=1, encoding=sys.__stderr__.encoding or "utf-8",
+                           errors="backslashreplace")
 
 
 def quiet_libraries() -> None:

@@ -10,6 +10,9 @@ os.environ.setdefault("PYTHONPATH", str(ROOT))
 # Each test's ray.init starts its own local Ray: never join one a `make run` or `ray start` beside the
 # suite left in /tmp/ray/ray_current_cluster (ray.init with no address would, and refuse num_cpus then).
 os.environ.setdefault("RAY_ADDRESS", "local")
+from raylib.rayutil import local_ray_env  # noqa: E402  (the tests' own ray.init start local Rays too)
+
+local_ray_env()
 
 
 @pytest.fixture(scope="session")

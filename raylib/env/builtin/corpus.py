@@ -51,7 +51,7 @@ def statement_of(name: str, formula: Formula, hyps: Sequence[Formula] = ()) -> s
     return " ".join(parts) + f" : {show(formula)}"
 
 
-def _normalize(statement: str) -> str:
+def normalized_statement(statement: str) -> str:
     """Whitespace-normalized statement with the declaration name replaced by ``_``."""
     text = " ".join(statement.split())
     return re.sub(r"^(theorem|lemma)\s+\S+?(?=[\s({\[:])", r"\1 _", text)
@@ -59,7 +59,7 @@ def _normalize(statement: str) -> str:
 
 def split_of(statement: str) -> str:
     """``train``/``valid``/``test`` from sha256 of the normalized statement (name ignored), 80/10/10."""
-    digest = hashlib.sha256(_normalize(statement).encode("utf-8")).digest()
+    digest = hashlib.sha256(normalized_statement(statement).encode("utf-8")).digest()
     x = int.from_bytes(digest[:8], "big") / 2.0 ** 64
     acc = 0.0
     for split, w in zip(SPLITS, SPLIT_WEIGHTS):
