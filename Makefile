@@ -43,6 +43,7 @@ bench: $(STAMP)
 	$(PY) bench/env_throughput.py
 	$(PY) bench/search_scaling.py
 	$(PY) bench/sft_throughput.py
+	$(PY) bench/hf_sampling.py
 
 clean:
 	rm -rf $(VENV) $(VLLM_VENV) runs .pytest_cache

@@ -231,7 +231,7 @@ def generation_probe(ctx: IterCtx, adapter: str) -> dict:
 
     g = ctx.cfg.sft.guards
     states = heldout_states(ctx, max(3, g.probe_states))
-    model = load_causal_lm(ctx.current["base"], dtype=ctx.cfg.sft.dtype, adapter=adapter)
+    model = load_causal_lm(ctx.current["base"], dtype=ctx.cfg.sft.dtype, adapter=adapter, merge=True)
     tok = load_tokenizer(ctx.current["base"])
     prompts = [format_prompt(s, ctx.cfg.generation.template) for s in states]
     greedy, sampled = probe_generate(model, tok, prompts, g.probe_samples, g.probe_temperature, g.probe_max_tokens)

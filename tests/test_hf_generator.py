@@ -81,6 +81,25 @@ def test_logprobs_are_unscaled_model_logprobs(gen, temperature, n):
             assert s.logprob == pytest.approx(forward_logprob(gen, state, s.token_ids), abs=2e-3)
 
 
+@pytest.mark.parametrize("with_adapter", [False, True])
+def test_prompt_read_once_draws_the_samples_of_the_plain_expansion(model_dir, adapter_dir, with_adapter):
+    """n samples per prompt from one pass over each prompt (its KV cache repeated n times) are the samples
+    generate's own expansion of the prompt draws for the same seed, with the same log-probs: left padding
+    (prompts of different lengths in one batch), positions and row order carried over, LoRA included."""
+    g = HFGenerator(model_dir, adapter=adapter_dir if with_adapter else None, device="cpu")
+
+    def draw(shared: bool):
+        g.share_prompt = shared
+        g.reseed(3)
+        return g.generate_samples(STATES, 4, 1.0, 12)
+
+    plain, shared = draw(False), draw(True)
+    assert [[s.token_ids for s in row] for row in shared] == [[s.token_ids for s in row] for row in plain]
+    assert [s.logprob for row in shared for s in row] == pytest.approx([s.logprob for row in plain for s in row],
+                                                                       abs=1e-4)
+    assert len({s.token_ids for row in shared for s in row}) > 3  # real sampling, not one repeated answer
+
+
 def test_beam_search_at_temperature_zero_gives_distinct_candidates(gen):
     rows = gen.generate_samples(STATES[:1], n=3, temperature=0.0, max_tokens=6)
     assert len({s.token_ids for s in rows[0]}) == 3
@@ -126,24 +145,40 @@ def test_dedupe_and_filter_applied(model_dir, monkeypatch):
     assert g.generate(["⊢ p"], 1, 1.0, 8) == [[Candidate("intro h", -1.0)]]
 
 
-def test_adapter_changes_fingerprint_and_outputs(model_dir, adapter_dir):
-    g = HFGenerator(model_dir, device="cpu")
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_adapter_changes_fingerprint_and_outputs(model_dir, adapter_dir, dtype):
+    """float32 serves the adapter merged into a fresh copy of the base (a plain model, the function of base +
+    LoRA); bfloat16 keeps it apart through peft (a merge would round small updates away), old one dropped."""
+    from peft import PeftModel
+
+    from raylib.models.loading import attach_adapter, load_causal_lm
+
+    g = HFGenerator(model_dir, device="cpu", dtype=dtype)
     base_fp = g.fingerprint()
-    assert base_fp.endswith("/base/float32")
+    assert base_fp.endswith(f"/base/{dtype}")
     base = g.generate_samples(STATES, 1, 0.0, 8)
     g.load_adapter(adapter_dir, 1)
     v1 = g.fingerprint()
     assert v1 != base_fp and "/1@" in v1
     tuned = g.generate_samples(STATES, 1, 0.0, 8)
     assert [r[0].token_ids for r in tuned] != [r[0].token_ids for r in base]
+    tol = 2e-3 if dtype == "float32" else 2e-2  # bfloat16: a batched and a lone forward round apart
     for state, r in zip(STATES, tuned):  # log-probs are those of the adapted model
-        assert r[0].logprob == pytest.approx(forward_logprob(g, state, r[0].token_ids), abs=2e-3)
+        assert r[0].logprob == pytest.approx(forward_logprob(g, state, r[0].token_ids), abs=tol)
     g.load_adapter(adapter_dir, 2)  # hot swap: same weights, new version
     assert g.fingerprint() not in (base_fp, v1)
     assert [r[0].token_ids for r in g.generate_samples(STATES, 1, 0.0, 8)] == [r[0].token_ids for r in tuned]
-    assert len(g.model.peft_config) == 1  # the old adapter was dropped
+    if dtype == "float32":
+        assert not isinstance(g.model, PeftModel)
+        apart = attach_adapter(load_causal_lm(model_dir, dtype=dtype, device="cpu"), adapter_dir).eval()
+        ids = g.tokenizer([format_prompt(s) for s in STATES[:1]], return_tensors="pt")["input_ids"]
+        with torch.no_grad():
+            torch.testing.assert_close(g.model(input_ids=ids).logits, apart(input_ids=ids).logits,
+                                       rtol=1e-4, atol=1e-4)
+    else:
+        assert len(g.model.peft_config) == 1  # the old adapter was dropped
     g.load_adapter(adapter_dir, 2)  # reloading the same version works too
-    same = HFGenerator(model_dir, device="cpu", adapter=adapter_dir, adapter_version=2)
+    same = HFGenerator(model_dir, device="cpu", dtype=dtype, adapter=adapter_dir, adapter_version=2)
     assert same.fingerprint() == g.fingerprint()
 
 

@@ -109,9 +109,10 @@ class StateEncoder:
         self.truncation = TruncationStats()
         self.device = resolve_device(device)
         self.tokenizer = load_tokenizer(self.model_path, padding_side="right")
-        self.model = load_causal_lm(self.model_path, dtype=dtype, device=self.device, adapter=self.adapter)
+        self.model = load_causal_lm(self.model_path, dtype=dtype, device=self.device, adapter=self.adapter,
+                                     merge=True)
         self.model.eval()
-        self._decoder = self.model.get_decoder()  # with a LoRA adapter, its layers carry the adapter
+        self._decoder = self.model.get_decoder()  # a LoRA adapter: merged into it, or in its layers (peft)
         self._fingerprint = encoder_fingerprint(self.model_path, self.adapter, dtype, pooling, max_length)
 
     def fingerprint(self) -> str:

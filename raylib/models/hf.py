@@ -33,7 +33,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from raylib.env.filter import TacticFilter
 from raylib.models.generator import Candidate, postprocess
 from raylib.models.loading import (adapter_tag, attach_adapter, check_adapter_dir, check_model_dir,
-                                   load_causal_lm, load_tokenizer, model_hash, resolve_device)
+                                   load_causal_lm, load_tokenizer, merges_adapter, model_hash, resolve_device)
 from raylib.models.prompt import END_MARKER, extract_tactic, fit_prompt, validate_template
 from raylib.models.truncate import TruncationStats
 
@@ -51,6 +51,8 @@ class Sample(NamedTuple):
 
 class HFGenerator:
     """Batched tactic generation with transformers; see the module docstring for decoding and log-probs."""
+
+    share_prompt = True  # n samples of a prompt read it once (_shared_prompt); False: generate's own expansion
 
     def __init__(self, model_path: str | Path, adapter: str | Path | None = None, dtype: str = "float32",
                  device: str = "auto", tactic_filter: TacticFilter | None = None, template: str | None = None,
@@ -105,20 +107,27 @@ class HFGenerator:
         return [postprocess(r, self.tactic_filter, n) for r in raw]
 
     def load_adapter(self, path: str | Path, version: str | int) -> None:
-        """Hot-swap the LoRA adapter in ``path`` (replacing the current one); changes the fingerprint."""
+        """Hot-swap the LoRA adapter in ``path`` (replacing the current one); changes the fingerprint.
+
+        Merged into the weights or kept apart as ``loading.merges_adapter`` says for the dtype. A failed
+        load leaves the served model as it was."""
         a = check_adapter_dir(path)
-        name = "v_" + re.sub(r"\W", "_", str(version))
-        old = self._adapter_name
-        if old == name:  # peft refuses to overwrite a live adapter name: stage under another name
-            name += "_reload"
-        self.model = attach_adapter(self.model, a, adapter_name=name)
-        self.model.to(self.device)
-        self.model.eval()
-        if old is not None and old != name:
-            self.model.delete_adapter(old)
-        self._adapter_name = name
+        if merges_adapter(self.dtype):  # a plain model again: base weights read afresh, the adapter merged
+            model, name = load_causal_lm(self.model_path, dtype=self.dtype, device=self.device, adapter=a,
+                                         merge=True), None
+        else:
+            name = "v_" + re.sub(r"\W", "_", str(version))
+            if self._adapter_name == name:  # peft refuses to overwrite a live adapter name: stage under another
+                name += "_reload"
+            model = attach_adapter(self.model, a, adapter_name=name)
+            if self._adapter_name is not None:
+                model.delete_adapter(self._adapter_name)
+        model.to(self.device)
+        model.eval()
+        self.model, self._adapter_name = model, name
         self._adapter_tag = adapter_tag(a, version)
-        log.info("adapter %s (version %s) active on %s", a, version, self.model_path)
+        log.info("adapter %s (version %s) active on %s%s", a, version, self.model_path,
+                 " (merged)" if name is None else "")
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -202,7 +211,10 @@ class HFGenerator:
         if not beam:  # beam search only stops beams at EOS; the end marker is cut afterwards
             kwargs["stopping_criteria"] = StoppingCriteriaList([_EndMarkerStop(tok, prompt_len)])
         with torch.inference_mode():
-            res = self.model.generate(**enc, **kwargs)
+            if beam or n == 1 or prompt_len < 2 or not self.share_prompt:
+                res = self.model.generate(**enc, **kwargs)
+            else:
+                res = self.model.generate(**self._shared_prompt(enc, n), **dict(kwargs, num_return_sequences=1))
         gen = res.sequences[:, prompt_len:]
         ends = [self._end_of(row) for row in gen.tolist()]
         if beam:
@@ -217,6 +229,20 @@ class HFGenerator:
         samples = [Sample(extract_tactic(tok.decode(rows[r][:ends[r]], skip_special_tokens=True)),
                           logprobs[r], tuple(rows[r][:ends[r]])) for r in range(len(rows))]
         return [samples[k * n:(k + 1) * n] for k in range(len(prompts))]
+
+    def _shared_prompt(self, enc, n: int) -> dict:
+        """``generate`` inputs for ``n`` samples per prompt that read each prompt once: the prompts but their
+        last token go through the model once, and the KV cache is repeated ``n`` times per row, in the order
+        ``num_return_sequences`` expands rows (so the samples drawn for a seed are the same as without it).
+        Generation then starts from each prompt's last token. With n=8 this takes the prompt's forward pass
+        out of 7 of every 8 rows: the larger share of a sampling call on CPU when states are long."""
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        pos = (mask.long().cumsum(-1) - 1).clamp(min=0)  # left padding: positions count real tokens only
+        cache = self.model(input_ids=ids[:, :-1], attention_mask=mask[:, :-1], position_ids=pos[:, :-1],
+                           use_cache=True).past_key_values
+        cache.batch_repeat_interleave(n)
+        return {"input_ids": ids.repeat_interleave(n, dim=0), "attention_mask": mask.repeat_interleave(n, dim=0),
+                "past_key_values": cache}
 
     def _end_of(self, ids: list[int]) -> int:
         """Number of tokens of a completion: up to the first EOS or the token completing END_MARKER."""

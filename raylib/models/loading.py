@@ -111,13 +111,21 @@ def load_tokenizer(path: str | Path, padding_side: str = "left"):
     return tok
 
 
+def merges_adapter(dtype: str) -> bool:
+    """Serving policy: a LoRA adapter is merged into float32 weights (the same function as base + LoRA, without
+    LoRA's extra matmuls at every projection, which on CPU cost as much as a small model itself); in a lower
+    precision it stays apart, since adding it into bfloat16 weights rounds small updates away."""
+    return dtype == "float32"
+
+
 def load_causal_lm(path: str | Path, dtype: str = "float32", device: str = "cpu",
-                   adapter: str | Path | None = None, adapter_name: str = "default",
+                   adapter: str | Path | None = None, adapter_name: str = "default", merge: bool = False,
                    **kwargs: Any):
     """A causal LM from ``path`` in eval mode on ``device``, with an optional peft adapter applied.
 
     With an adapter the result is a ``peft.PeftModel`` (its ``load_adapter``/``set_adapter`` hot-swap
-    adapters); ``adapter_name`` names the first one.
+    adapters); ``adapter_name`` names the first one. ``merge=True`` (for serving, not training): where
+    ``merges_adapter(dtype)``, the adapter is merged into the weights and the result is a plain model.
     """
     from transformers import AutoModelForCausalLM
 
@@ -130,6 +138,8 @@ def load_causal_lm(path: str | Path, dtype: str = "float32", device: str = "cpu"
         raise ModelLoadError(f"cannot load the model in {str(p)!r}: {type(e).__name__}: {e}") from e
     if adapter is not None:
         model = attach_adapter(model, adapter, adapter_name)
+        if merge and merges_adapter(dtype):
+            model = model.merge_and_unload()
     model.to(dev)
     model.eval()
     log.info("loaded %s (%s, %s%s)", p, dtype, dev, f", adapter {adapter}" if adapter else "")
