@@ -57,18 +57,27 @@ def bootstrap_theorems(cfg) -> list:
 
     b = cfg.sft.bootstrap
     theorems = generate_theorems(b.theorems, seed=b.seed) + textbook_theorems()
-    if not cfg.theorems.source.startswith("builtin:"):
+    section = excluded_pool(cfg)
+    if section is None:
         return theorems
-    pool = {normalized_statement(t.statement)
-            for t in theorems_from_config(cfg.theorems.model_copy(update={"split": None, "limit": None}))}
+    pool = {normalized_statement(t.statement) for t in theorems_from_config(section)}
     return [t for t in theorems if normalized_statement(t.statement) not in pool]
+
+
+def excluded_pool(cfg):
+    """The theorem pool the bootstrap's corpus leaves out (all splits, no limit): ``theorems.*`` when it is a
+    built-in set, None for a theorem file (its statements are not the built-in corpus's)."""
+    if not cfg.theorems.source.startswith("builtin:"):
+        return None
+    return cfg.theorems.model_copy(update={"split": None, "limit": None})
 
 
 def bootstrap_key(cfg) -> str:
     from raylib.hashing import json_hash
 
-    pool = cfg.theorems.model_dump(mode="json", exclude={"split", "limit"})
-    blob = {"version": VERSION, "bootstrap": cfg.sft.bootstrap.model_dump(mode="json"), "pool": json_hash(pool),
+    pool = excluded_pool(cfg)
+    blob = {"version": VERSION, "bootstrap": cfg.sft.bootstrap.model_dump(mode="json"),
+            "pool": json_hash(pool.model_dump(mode="json")) if pool is not None else None,
             "guards": cfg.sft.guards.model_dump(mode="json"), "template": cfg.generation.template,
             "seed": cfg.sft.seed, "valid_fraction": cfg.sft.valid_fraction}
     return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]

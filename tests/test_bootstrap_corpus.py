@@ -3,7 +3,7 @@ statement, so the iterate job's train theorems are new to the bootstrapped model
 
 from jobs.bootstrap import bootstrap_key, bootstrap_theorems
 from raylib.config import load_config
-from raylib.env.builtin.corpus import normalized_statement
+from raylib.env.builtin.corpus import generate_theorems, normalized_statement, textbook_theorems
 from raylib.env.theorems import theorems_from_config
 
 
@@ -28,3 +28,8 @@ def test_corpus_leaves_out_every_split_of_the_iteration_pool():
 def test_bootstrap_key_follows_the_pool_not_its_split():
     assert bootstrap_key(_cfg()) != bootstrap_key(_cfg("theorems.seed=5"))
     assert bootstrap_key(_cfg()) == bootstrap_key(_cfg("theorems.split=test", "theorems.limit=7"))
+    # a theorem file is not the built-in corpus's: nothing is left out, and its settings leave the key alone
+    files = [_cfg(f"theorems.source=/data/{name}.jsonl") for name in ("a", "b")]
+    assert bootstrap_key(files[0]) == bootstrap_key(files[1]) != bootstrap_key(_cfg())
+    assert [t.name for t in bootstrap_theorems(files[0])] == \
+        [t.name for t in generate_theorems(200, seed=1) + textbook_theorems()]
