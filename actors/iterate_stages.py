@@ -179,10 +179,10 @@ def stage_sft_data(ctx: IterCtx, out: Path) -> dict:
                                 "(the prove stages proved nothing): nothing to fine-tune on")
     build = build_sft_examples(pairs, out, eval_theorems=heldout_theorems(ctx.cfg),
                                valid_fraction=ctx.cfg.sft.valid_fraction, seed=ctx.cfg.sft.seed,
-                               template=ctx.cfg.generation.template)
+                               template=ctx.cfg.generation.template, probe_steps=ctx.cfg.iterate.sft_probe_steps)
     table = {src: {"input": rows.get(src, 0), "positives": c.get("input", 0), "empty": c.get("empty", 0),
-                   "sorry": c.get("sorry", 0), "denied": c.get("denied", 0), "duplicates": c.get("duplicate", 0),
-                   "kept": c.get("kept", 0)} for src, c in build.by_source.items()}
+                   "sorry": c.get("sorry", 0), "denied": c.get("denied", 0), "probe": c.get("probe", 0),
+                   "duplicates": c.get("duplicate", 0), "kept": c.get("kept", 0)} for src, c in build.by_source.items()}
     atomic_write_json(out / "sources.json", table)
     return {"train": build.counts.get("train", 0), "valid": build.counts.get("valid", 0),
             "data_hash": build.data_hash, "sources": table}

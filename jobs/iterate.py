@@ -5,7 +5,8 @@
 Iteration 0 evaluates the starting model on the held-out theorems (the gate's first reference). Each
 iteration k then: proves its window of train theorems with the current policy (+ EBM when there is one);
 builds SFT examples from the trajectories of iterations 1..k (per-source table: input, positives,
-empty, sorry, denied, duplicates, kept); trains a LoRA adapter on the base model; runs the generation
+empty, sorry, denied, probe, duplicates, kept; the steps made by the search's probe tactics are left
+out unless iterate.sft_probe_steps); trains a LoRA adapter on the base model; runs the generation
 probe and the separation probe (before vs after); encodes the states and trains the EBM; evaluates the
 candidate on the held-out theorems (LLM-only and LLM+EBM); and the gate promotes it only if the
 held-out proof rate fell by at most iterate.tolerance, the generation probe passed and the separation

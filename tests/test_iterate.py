@@ -52,6 +52,7 @@ def make_cfg(root, name, model, *extra):
         "workers.placement_timeout_s=120",
         "search.max_nodes=10", "search.num_candidates=4", "search.max_tokens=24", "search.timeout_per_theorem=30",
         "iterate.train_theorems=8", "iterate.heldout_theorems=4", "iterate.sft_steps=4", "iterate.ebm_steps=4",
+        "iterate.sft_probe_steps=true",  # a random model proves with the probe tactics only
         "sft.checkpoint_every=2", "sft.eval_every=2", "sft.batch_size=4", "sft.valid_fraction=0.0",
         "ebm.hidden_sizes=[32]", "ebm.batch_size=8", "ebm.negatives=3", "ebm.checkpoint_every=2",
         "ebm.eval_every=2", "ebm.eval_groups=16", "value.max_length=128",
@@ -144,7 +145,7 @@ def test_iteration_from_scratch(reference):
     assert set(it["stage_wall_s"]) == set(st.STAGES)
     assert json.loads((run / "summary.json").read_text())["iterations"][0]["iteration"] == 1
     table = recs["iter_1/sft_data"]["outputs"]["sources"]["iter_1"]
-    assert set(table) == {"input", "positives", "empty", "sorry", "denied", "duplicates", "kept"}
+    assert set(table) == {"input", "positives", "empty", "sorry", "denied", "probe", "duplicates", "kept"}
     assert table["input"] > table["positives"] >= table["kept"] > 0
     decision = json.loads((run / "iter_1/gate/decision.json").read_text())
     assert [c["name"] for c in decision["checks"]][:2] == ["proof_rate", "generation_probe"]

@@ -110,7 +110,8 @@ def test_iterate_runs_one_iteration_under_ray_job_submit(head, tiny_model_dir):
     budget = [f"run.root={runs}", "run.name=submitted", f"model.path={tiny_model_dir}", "model.device=cpu",
               "workers.lean=1", "workers.drivers=1", "search.max_nodes=6", "search.num_candidates=4",
               "search.max_tokens=24", "iterate.train_theorems=4", "iterate.heldout_theorems=2",
-              "iterate.sft_steps=2", "iterate.value_model=false", "iterate.noise=false", "sft.batch_size=4", "sft.valid_fraction=0.0",
+              "iterate.sft_steps=2", "iterate.value_model=false", "iterate.noise=false", "iterate.sft_probe_steps=true",
+              "sft.batch_size=4", "sft.valid_fraction=0.0",
               "sft.checkpoint_every=2", "sft.eval_every=2", "sft.guards.max_identical_share=1.0",
               "sft.guards.max_empty_share=1.0", "sft.guards.max_repetitive_share=1.0", "sft.guards.probe_states=2",
               "sft.guards.probe_samples=1", "sft.guards.probe_max_tokens=8", "ray.address=auto"]

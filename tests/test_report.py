@@ -64,7 +64,8 @@ def run_dir(tmp_path):
         "outcomes": {"proved": 1, "exhausted": 1, "start_failed": 1, "infra_error": 0},
         "time_split": {"generate": 0.7, "lean": 0.2, "ebm": 0.0, "other": 0.1}})
     _w(run / "iter_1" / "sft_data" / "sources.json",
-       {"iter_1": {"input": 10, "positives": 4, "empty": 0, "sorry": 1, "denied": 0, "duplicates": 1, "kept": 2}})
+       {"iter_1": {"input": 10, "positives": 7, "empty": 0, "sorry": 1, "denied": 0, "probe": 3, "duplicates": 1,
+                  "kept": 2}})
     (run / "iter_1" / "sft" / "history.jsonl").write_text(
         "".join(json.dumps(h) + "\n" for h in [{"step": 1, "loss": 2.5}, {"step": 2, "loss": 1.75},
                                                {"step": 3, "loss": 1.25, "eval_loss": 1.5, "probe_empty_share": 0.0,
@@ -120,7 +121,7 @@ def test_report_from_a_synthetic_run_folder(run_dir):
     assert "45.0% after iteration 1, 45.0% after the last iteration (gain +0.000 — not above the noise)" in md
     # SFT loss and guard figures; the torn line was skipped
     assert "| 1 | 3 | 1.250 | 1.500 | 1.000 | 0.000 | 0.000 | 0.125 | 0.250 | passed |" in md
-    assert "| 1 | iter_1 | 10 | 4 | 0 | 1 | 0 | 1 | 2 |" in md
+    assert "| 1 | iter_1 | 10 | 7 | 0 | 1 | 0 | 3 | 1 | 2 |" in md
     # EBM loss / gap / rank; separation before and after
     assert "| 1 | 2 | 1.500 | 1.600 | 0.500 | 0.750 | 1.700 | 0.300 | 0.250 |" in md
     assert "| 1 | passed | 6.400 | 5.900 | 0.830 | 0.810 | 0.500 | 0.400 |" in md

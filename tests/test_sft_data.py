@@ -161,3 +161,48 @@ def test_trajectory_errors_name_file_and_columns(tmp_path):
     pq.write_table(pa.Table.from_pylist([dict(r, depth="deep") for r in _rows()]), typed)
     with pytest.raises(TrajectoryError, match="depth"):
         read_trajectory(typed)
+
+
+def test_probe_steps_of_a_real_search_are_counted_apart_and_left_out(tmp_path):
+    """A real best-first search on the built-in environment: the generator (a test double that always
+    proposes ``intro h``) makes the first step and the probe ``assumption`` closes the goal. The
+    trajectory records which step was whose; SFT keeps the generator's step only, unless asked."""
+    import asyncio
+
+    from raylib.config import load_config
+    from raylib.env import make_env
+    from raylib.models.generator import Candidate
+    from raylib.search.best_first import BestFirstSearch
+    from raylib.search.config import SearchSection
+    from raylib.search.env import ThreadedEnv
+
+    class IntroOnly:
+        async def propose(self, state, n, temperature, max_tokens):
+            return [Candidate("intro h", -0.1)]
+
+    thm = {t.name: t for t in textbook_theorems()}["imp_self"]
+    env = ThreadedEnv.from_factory(lambda: make_env(load_config(None).env), max_workers=1)
+    try:
+        search = BestFirstSearch(SearchSection(timeout_per_theorem=30.0, max_nodes=8, probe_tactics=["assumption"]),
+                                 env, IntroOnly())
+        r = asyncio.run(search.prove(thm))
+    finally:
+        env.close()
+    assert r.proved and list(r.proof) == ["intro h", "assumption"]
+    path = write_trajectory(r.rows("r", 1), tmp_path / "traj")
+    flags = {(t, p) for t, p, on in zip(*(read_trajectory(path).column(c).to_pylist()
+                                          for c in ("tactic", "probe", "on_proof_path"))) if on and t}
+    assert flags == {("intro h", False), ("assumption", True)}
+    pairs = list(trajectory_pairs(path))
+    b = build_sft_examples(pairs, tmp_path / "ex", valid_fraction=0.0)
+    assert (b.counts["input"], b.counts["probe"], b.counts["kept"]) == (2, 1, 1)
+    assert b.by_source["trajectory"]["probe"] == 1
+    assert [x["completion"] for x in read_examples(b.train_path).to_pylist()] == ["intro h\n\n"]
+    both = build_sft_examples(pairs, tmp_path / "ex2", valid_fraction=0.0, probe_steps=True)
+    assert (both.counts["probe"], both.counts["kept"]) == (0, 2)
+    # a file written before the column existed: its steps read as the generator's (kept)
+    old = pq.read_table(path).drop_columns(["probe"])
+    pq.write_table(old, tmp_path / "old.parquet")
+    assert read_trajectory(tmp_path / "old.parquet").column("probe").null_count == old.num_rows
+    assert build_sft_examples(trajectory_pairs(tmp_path / "old.parquet"), tmp_path / "ex3",
+                              valid_fraction=0.0).counts["kept"] == 2

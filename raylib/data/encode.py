@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from raylib.data.embeddings import EmbeddingsError, embeddings_meta, list_parts, read_hashes, write_embeddings_part
-from raylib.data.trajectory import TRAJECTORY_SCHEMA, TrajectoryError
+from raylib.data.trajectory import ADDED_COLUMNS, TRAJECTORY_SCHEMA, TrajectoryError
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def check_trajectory_files(files: Sequence[str | Path], what: str = "--trajector
             names = pq.read_schema(p).names
         except (pa.ArrowInvalid, OSError) as e:
             raise TrajectoryError(f"{p}: not a readable parquet file: {e}") from None
-        missing = [n for n in TRAJECTORY_SCHEMA.names if n not in names]
+        missing = [n for n in TRAJECTORY_SCHEMA.names if n not in names and n not in ADDED_COLUMNS]
         if missing:
             raise TrajectoryError(f"{p}: not a trajectory file: missing columns {missing} (has {names}); pass "
                                   "trajectory files written by the prove job (<run>/trajectories/*.parquet)")

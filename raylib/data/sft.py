@@ -7,8 +7,8 @@ Sources of pairs:
 * ``jsonl_pairs``: pairs extracted elsewhere (LeanDojo traced repos), one ``{state, tactic, theorem}``
   object a line (``statement`` optional, used by the contamination check).
 
-``build_sft_examples`` drops empty, give-up/denied (the tactic filter) and duplicate pairs and counts
-each, refuses (``ContaminationError``) any pair whose theorem belongs to the evaluation theorems by
+``build_sft_examples`` drops empty, give-up/denied (the tactic filter) and duplicate pairs, and the
+steps the search's probe tactics made (``probe_steps=False``, the default), and counts each, refuses (``ContaminationError``) any pair whose theorem belongs to the evaluation theorems by
 name or by normalized statement (``normalize_statement``; pairs without a statement are checked by
 name only), splits by theorem into train/valid and writes both files.
 """
@@ -60,6 +60,7 @@ class Pair:
     tactic: str
     source: str
     statement: str | None = None
+    probe: bool = False        # the step's tactic came from the search's probe list, not the generator
 
 
 class ContaminationError(RuntimeError):
@@ -87,7 +88,7 @@ def trajectory_pairs(paths) -> Iterator[Pair]:
     """
     for f in trajectory_files(paths):
         cols = read_trajectories(f).select(["run", "iteration", "theorem", "statement", "node_id", "parent_id",
-                                            "state", "tactic", "on_proof_path"]).to_pylist()
+                                            "state", "tactic", "on_proof_path", "probe"]).to_pylist()
         states = {(r["run"], r["iteration"], r["theorem"], r["node_id"]): r["state"] for r in cols}
         for r in cols:
             if not r["on_proof_path"] or r["parent_id"] is None:
@@ -97,7 +98,7 @@ def trajectory_pairs(paths) -> Iterator[Pair]:
                 log.warning("trajectory of %s (%s): node %s has unknown parent %s", r["theorem"], f,
                             r["node_id"], r["parent_id"])
                 continue
-            yield Pair(r["theorem"], parent, r["tactic"] or "", "trajectory", r["statement"])
+            yield Pair(r["theorem"], parent, r["tactic"] or "", "trajectory", r["statement"], bool(r["probe"]))
 
 
 def oracle_pairs(theorems: Iterable[Theorem], failures: Counter | None = None) -> Iterator[Pair]:
@@ -267,8 +268,12 @@ def sft_split(theorem: str, valid_fraction: float, seed: int = 0) -> str:
 
 def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems: Sequence[Theorem] = (),
                        valid_fraction: float = 0.02, seed: int = 0, template: str | None = None,
-                       tactic_filter: TacticFilter | None = None) -> SFTBuild:
+                       tactic_filter: TacticFilter | None = None, probe_steps: bool = False) -> SFTBuild:
     """Filter (counted), check contamination, split by theorem and write ``train.parquet``/``valid.parquet``.
+
+    A proof step whose tactic came from the search's probe list (``Pair.probe``) is the search's, not the
+    model's: it is counted under ``probe`` and left out unless ``probe_steps``. The search tries the probes
+    at every node anyway, and a model whose tokenizer never saw them would spend its update spelling them.
 
     Also writes ``stats.json`` (the counts and the data hash). Raises ContaminationError before
     writing anything when an evaluation theorem is among the pairs.
@@ -285,7 +290,8 @@ def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems
     for p in pairs:
         counts["input"] += 1
         counts[f"input_{p.source}"] += 1
-        src = by_source.setdefault(p.source, Counter(input=0, empty=0, sorry=0, denied=0, duplicate=0, kept=0))
+        src = by_source.setdefault(p.source, Counter(input=0, empty=0, sorry=0, denied=0, probe=0, duplicate=0,
+                                                     kept=0))
         src["input"] += 1
         state, tactic = p.state.strip("\n"), p.tactic.strip()
         if not state.strip() or not tactic:
@@ -297,6 +303,10 @@ def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems
             counts["sorry" if verdict.kind == "sorry" else "denied"] += 1
             src["sorry" if verdict.kind == "sorry" else "denied"] += 1
             continue
+        if p.probe and not probe_steps:
+            counts["probe"] += 1
+            src["probe"] += 1
+            continue
         key = (state, tactic)
         if key in seen:
             counts["duplicate"] += 1
@@ -307,11 +317,13 @@ def build_sft_examples(pairs: Iterable[Pair], out_dir: str | Path, eval_theorems
         prompt, completion = format_example(state, tactic, template)
         split = sft_split(p.theorem, valid_fraction, seed)
         rows[split].append({"prompt": prompt, "completion": completion, "theorem": p.theorem, "source": p.source})
-    for k in ("empty", "sorry", "denied", "duplicate"):
+    for k in ("empty", "sorry", "denied", "probe", "duplicate"):
         counts.setdefault(k, 0)
     counts["kept"] = len(rows["train"]) + len(rows["valid"])
     if not rows["train"]:
-        raise ValueError(f"no training examples left after filtering: {dict(counts)}")
+        hint = (f" ({counts['probe']} steps made by the search's probe tactics were left out; probe_steps=True, "
+                "iterate.sft_probe_steps in the iterate job, trains on them)" if counts["probe"] else "")
+        raise ValueError(f"no training examples left after filtering: {dict(counts)}{hint}")
     random.Random(seed).shuffle(rows["train"])
     out = Path(out_dir)
     digest = hashlib.sha256()

@@ -3,7 +3,8 @@
 Columns: run, iteration, theorem, statement, node_id, parent_id (null at the root),
 depth, state (goals joined by blank lines; empty for a finished node), tactic that led here (null at
 the root), step_logprob, energy (null when the EBM did not score the node: terminal states never go
-through it), outcome (state | finished | error | timeout | sorry | verify_failed), on_proof_path, timings
+through it), outcome (state | finished | error | timeout | sorry | verify_failed), on_proof_path, probe
+(the tactic came from the search's probe list, not the generator; null in files older than the column), timings
 (gen_s / lean_s / ebm_s spent producing the node), generator and encoder fingerprints, config_hash.
 
 Files are written atomically (tmp file in the same folder, fsync, rename, fsync of the folder), so a
@@ -26,6 +27,7 @@ import pyarrow.parquet as pq
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "ADDED_COLUMNS",
     "OUTCOMES",
     "TRAJECTORY_SCHEMA",
     "TrajectoryError",
@@ -56,6 +58,7 @@ TRAJECTORY_SCHEMA = pa.schema([
     pa.field("energy", pa.float64(), nullable=True),
     pa.field("outcome", pa.string(), nullable=False),
     pa.field("on_proof_path", pa.bool_(), nullable=False),
+    pa.field("probe", pa.bool_(), nullable=True),   # the tactic came from search.probe_tactics, not the generator
     pa.field("timings", TIMINGS, nullable=False),
     pa.field("generator_fingerprint", pa.string(), nullable=False),
     pa.field("encoder_fingerprint", pa.string(), nullable=True),
@@ -68,7 +71,7 @@ class TrajectoryError(ValueError):
     """A trajectory file or row that cannot be used; the message names the file and what is wrong."""
 
 
-ADDED_COLUMNS = ("env_versions",)  # nullable columns added after version 1; older files lack them
+ADDED_COLUMNS = ("env_versions", "probe")  # nullable columns added after version 1; older files lack them
 
 
 def _safe_name(theorem: str) -> str:

@@ -214,11 +214,12 @@ def _sft(doc: Doc, iters: dict) -> None:
     for k, it in iters.items():
         for src, c in (it["sources"] or {}).items():
             src_rows.append([k, src, c.get("input"), c.get("positives"), c.get("empty"), c.get("sorry"),
-                             c.get("denied"), c.get("duplicates"), c.get("kept")])
+                             c.get("denied"), c.get("probe", "–"), c.get("duplicates"), c.get("kept")])
     if src_rows:
-        doc.p("SFT examples per source (trajectory rows in, proof-path steps, what was dropped, what was kept):")
-        doc.table(["iteration", "source", "input rows", "positives", "empty", "sorry", "denied", "duplicates",
-                   "kept"], src_rows)
+        doc.p("SFT examples per source (trajectory rows in, proof-path steps, what was dropped, what was kept; "
+              "probe: steps made by the search's probe tactics, left out unless iterate.sft_probe_steps):")
+        doc.table(["iteration", "source", "input rows", "positives", "empty", "sorry", "denied", "probe",
+                   "duplicates", "kept"], src_rows)
 
 
 def _ebm(doc: Doc, iters: dict) -> None:

@@ -87,6 +87,7 @@ class SearchResult:
                  "statement": statement or self.theorem.statement, "node_id": n.id, "parent_id": n.parent_id,
                  "depth": n.depth, "state": n.state, "tactic": n.tactic, "step_logprob": n.step_logprob,
                  "energy": n.energy, "outcome": n.outcome, "on_proof_path": n.on_proof_path,
+                 "probe": n.probe,
                  "timings": {"gen_s": n.gen_s, "lean_s": n.lean_s, "ebm_s": 0.0},
                  "generator_fingerprint": generator_fingerprint, "encoder_fingerprint": encoder_fingerprint,
                  "config_hash": config_hash}
