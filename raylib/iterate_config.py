@@ -18,9 +18,9 @@ class IterateSection(Section):
                                                              "checked disjoint from every trained theorem")
     heldout_theorems: Optional[int] = Field(48, ge=1, description="held-out theorems evaluated; null: the split")
     eval_attempts: int = Field(1, ge=1, description="seeded attempts per held-out theorem (pass@k, mean ± sd)")
-    prove_max_nodes: Optional[int] = Field(32, ge=1, description="search.max_nodes of the prove stage; null: search.max_nodes")
+    prove_max_nodes: Optional[int] = Field(64, ge=1, description="search.max_nodes of the prove stage; null: search.max_nodes")
     eval_max_nodes: Optional[int] = Field(32, ge=1, description="search.max_nodes of the evaluate stage; null: search.max_nodes")
-    sft_steps: Optional[int] = Field(60, ge=1, description="SFT optimizer steps per iteration; null: sft.max_steps/epochs")
+    sft_steps: Optional[int] = Field(200, ge=1, description="SFT optimizer steps per iteration; null: sft.max_steps/epochs")
     sft_probe_steps: bool = Field(False, description="fine-tune on proof steps made by search.probe_tactics too; "
                                   "false: only the generator's own steps (the probes are tried at every node anyway; "
                                   "the sft_data table counts the others under 'probe')")
