@@ -251,9 +251,10 @@ def main(argv=None) -> int:
              logfile)
     g = summary.get("progress") or {}
     if g.get("gain") is not None:
-        log.info("held-out proof rate of the model in use: %s after iteration 1 -> %s after iteration %d "
-                 "(gain %+.3f; evaluation noise, one model on two seeds: %s)", g["first"], g["last"],
-                 summary["iterations"][-1]["iteration"], g["gain"], g["noise"])
+        log.info("held-out proof rate: the starting model %s -> the model in use after iteration %d %s "
+                 "(LLM-only %s; gain %+.3f; evaluation noise, one model on two seeds: %s; %s after iteration 1)",
+                 g["baseline"], summary["iterations"][-1]["iteration"], g["last"], g.get("last_llm"), g["gain"],
+                 g["noise"], g["first"])
     print(json.dumps(summary, indent=2))
     return 0
 

@@ -291,6 +291,7 @@ def run_summary(run_dir: Path) -> dict:
             "iteration": k, "proof_rate_llm": ev.get("proof_rate_llm"), "proof_rate_ebm": ev.get("proof_rate_ebm"),
             "promoted": gate.get("promote"), "reason": gate.get("reason"),
             "current_proof_rate": (gate.get("current") or {}).get("proof_rate"),
+            "current_proof_rate_llm": (gate.get("current") or {}).get("proof_rate_llm"),
             "train_proof_rate": prove.get("proof_rate"), "stage_wall_s": walls,
             "wall_s": round(sum(v for v in walls.values() if v), 2)})
     out["progress"] = progress(out)
@@ -298,15 +299,21 @@ def run_summary(run_dir: Path) -> dict:
 
 
 def progress(summary: dict) -> dict | None:
-    """The rise of the held-out proof rate of the model in use, from after iteration 1 to after the last one
-    (and from the starting model), beside the evaluation's own noise (one model, two seeds)."""
+    """The rise of the held-out proof rate: the model in use after the last iteration against the starting
+    model (iteration 0, default seed), beside the evaluation's own noise (the starting model on two seeds).
+    Also: the same for the LLM-only column of the model in use, and the rise since iteration 1."""
     its = summary["iterations"]
     if not its:
         return None
     noise = ((summary.get("baseline") or {}).get("noise") or {}).get("spread")
-    first, last = its[0].get("current_proof_rate"), its[-1].get("current_proof_rate")
     start = (summary.get("baseline") or {}).get("proof_rate_llm")
-    gain = round(last - first, 4) if None not in (first, last) else None
-    return {"first": first, "last": last, "gain": gain, "baseline": start,
-            "gain_over_baseline": round(last - start, 4) if None not in (last, start) else None,
+    first, last = its[0].get("current_proof_rate"), its[-1].get("current_proof_rate")
+    last_llm = its[-1].get("current_proof_rate_llm")
+
+    def diff(a, b):
+        return round(a - b, 4) if None not in (a, b) else None
+
+    gain = diff(last, start)
+    return {"baseline": start, "last": last, "gain": gain, "last_llm": last_llm, "gain_llm": diff(last_llm, start),
+            "first": first, "gain_over_first": diff(last, first),
             "noise": noise, "above_noise": gain > noise if None not in (gain, noise) else None}

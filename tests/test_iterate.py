@@ -53,6 +53,7 @@ def make_cfg(root, name, model, *extra):
         "search.max_nodes=10", "search.num_candidates=4", "search.max_tokens=24", "search.timeout_per_theorem=30",
         "iterate.train_theorems=8", "iterate.heldout_theorems=4", "iterate.sft_steps=4", "iterate.ebm_steps=4",
         "iterate.sft_probe_steps=true",  # a random model proves with the probe tactics only
+        "iterate.prove_max_nodes=16", "iterate.eval_max_nodes=16",
         "sft.checkpoint_every=2", "sft.eval_every=2", "sft.batch_size=4", "sft.valid_fraction=0.0",
         "ebm.hidden_sizes=[32]", "ebm.batch_size=8", "ebm.negatives=3", "ebm.checkpoint_every=2",
         "ebm.eval_every=2", "ebm.eval_groups=16", "value.max_length=128",

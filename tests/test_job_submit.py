@@ -111,6 +111,7 @@ def test_iterate_runs_one_iteration_under_ray_job_submit(head, tiny_model_dir):
               "workers.lean=1", "workers.drivers=1", "search.max_nodes=6", "search.num_candidates=4",
               "search.max_tokens=24", "iterate.train_theorems=4", "iterate.heldout_theorems=2",
               "iterate.sft_steps=2", "iterate.value_model=false", "iterate.noise=false", "iterate.sft_probe_steps=true",
+              "iterate.prove_max_nodes=16", "iterate.eval_max_nodes=16",
               "sft.batch_size=4", "sft.valid_fraction=0.0",
               "sft.checkpoint_every=2", "sft.eval_every=2", "sft.guards.max_identical_share=1.0",
               "sft.guards.max_empty_share=1.0", "sft.guards.max_repetitive_share=1.0", "sft.guards.probe_states=2",

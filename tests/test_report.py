@@ -94,8 +94,9 @@ def run_dir(tmp_path):
                                               "stage_wall_s": {"prove": 40.0}}],
                               "baseline": {"iteration": 0, "proof_rate_llm": 0.25,
                                            "noise": {"seeds": [0, 1], "proof_rate_llm": [0.25, 0.3], "spread": 0.05}},
-                              "progress": {"first": 0.45, "last": 0.45, "gain": 0.0, "baseline": 0.25,
-                                           "noise": 0.05, "above_noise": False},
+                              "progress": {"baseline": 0.25, "last": 0.45, "gain": 0.2, "last_llm": 0.4,
+                                           "gain_llm": 0.15, "first": 0.45, "gain_over_first": 0.0,
+                                           "noise": 0.05, "above_noise": True},
                               "in_progress": {"iteration": 2, "stages_complete": []}})
     return run
 
@@ -118,7 +119,8 @@ def test_report_from_a_synthetic_run_folder(run_dir):
     assert "held-out proof rate 0.250 -> 0.450" in md
     # the evaluation's own noise (one model, two seeds) beside the rise of the proof rate
     assert "proves 25.0% of the held-out theorems on seed 0 and 30.0% on seed 1 (spread 5.0%)" in md
-    assert "45.0% after iteration 1, 45.0% after the last iteration (gain +0.000 — not above the noise)" in md
+    assert ("the starting model 25.0%; the model in use after the last iteration 45.0%, LLM-only 40.0% "
+            "(gain +0.200 — above the noise); after iteration 1: 45.0% (gain since +0.000)") in md
     # SFT loss and guard figures; the torn line was skipped
     assert "| 1 | 3 | 1.250 | 1.500 | 1.000 | 0.000 | 0.000 | 0.125 | 0.250 | passed |" in md
     assert "| 1 | iter_1 | 10 | 7 | 0 | 1 | 0 | 3 | 1 | 2 |" in md

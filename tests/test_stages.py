@@ -161,12 +161,16 @@ def test_run_summary_sets_the_rise_of_the_proof_rate_beside_the_noise(tmp_path):
     Stage(run, 0, "evaluate").run(lambda d: {"proof_rate_llm": 0.2}, config_hash="c")
     Stage(run, 0, "noise").run(lambda d: {"seeds": [0, 1], "proof_rate_llm": [0.2, 0.25], "spread": 0.05},
                                config_hash="c")
-    for k, rate in ((1, 0.3), (2, 0.4)):
-        Stage(run, k, "gate").run(lambda d, r=rate: {"promote": True, "current": {"proof_rate": r}}, config_hash="c")
+    for k, rate, llm in ((1, 0.3, 0.25), (2, 0.4, 0.3)):
+        Stage(run, k, "gate").run(lambda d, r=rate, m=llm: {"promote": True,
+                                                            "current": {"proof_rate": r, "proof_rate_llm": m}},
+                                  config_hash="c")
     p = run_summary(run)["progress"]
-    assert (p["first"], p["last"], p["gain"], p["baseline"], p["noise"]) == (0.3, 0.4, 0.1, 0.2, 0.05)
-    assert p["above_noise"] is True and p["gain_over_baseline"] == 0.2
+    # the rise: the model in use after the last iteration against the starting model on the default seed
+    assert (p["baseline"], p["last"], p["gain"], p["noise"]) == (0.2, 0.4, 0.2, 0.05)
+    assert (p["last_llm"], p["gain_llm"], p["first"], p["gain_over_first"]) == (0.3, 0.1, 0.3, 0.1)
+    assert p["above_noise"] is True
     Stage(run, 0, "noise").clear()
-    Stage(run, 0, "noise").run(lambda d: {"seeds": [0, 1], "proof_rate_llm": [0.2, 0.35], "spread": 0.15},
+    Stage(run, 0, "noise").run(lambda d: {"seeds": [0, 1], "proof_rate_llm": [0.2, 0.45], "spread": 0.25},
                                config_hash="c")
     assert run_summary(run)["progress"]["above_noise"] is False  # a gain within the noise is no rise

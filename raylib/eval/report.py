@@ -90,8 +90,11 @@ def _noise_and_rise(doc: Doc, s: dict) -> None:
     if g and g.get("gain") is not None:
         verdict = ("" if g.get("above_noise") is None else
                    " — above the noise" if g["above_noise"] else " — not above the noise")
-        doc.p(f"Held-out proof rate of the model in use: {pct(g['first'])} after iteration 1, {pct(g['last'])} "
-              f"after the last iteration (gain {g['gain']:+.3f}{verdict}); the starting model: {pct(g['baseline'])}.")
+        llm = f", LLM-only {pct(g['last_llm'])}" if g.get("last_llm") is not None else ""
+        first = (f"; after iteration 1: {pct(g['first'])} (gain since {g['gain_over_first']:+.3f})"
+                 if g.get("gain_over_first") is not None else "")
+        doc.p(f"Held-out proof rate: the starting model {pct(g['baseline'])}; the model in use after the last "
+              f"iteration {pct(g['last'])}{llm} (gain {g['gain']:+.3f}{verdict}){first}.")
 
 
 def _proof_rates(doc: Doc, data: dict) -> None:
