@@ -8,9 +8,10 @@ Sources of pairs:
   object a line (``statement`` optional, used by the contamination check).
 
 ``build_sft_examples`` drops empty, give-up/denied (the tactic filter) and duplicate pairs, and the
-steps the search's probe tactics made (``probe_steps=False``, the default), and counts each, refuses (``ContaminationError``) any pair whose theorem belongs to the evaluation theorems by
-name or by normalized statement (``normalize_statement``; pairs without a statement are checked by
-name only), splits by theorem into train/valid and writes both files.
+steps the search's probe tactics made (unless ``probe_steps``), and counts each; refuses
+(``ContaminationError``) any pair whose theorem belongs to the evaluation theorems by name or by
+normalized statement (``normalize_statement``; pairs without a statement are checked by name only);
+splits by theorem into train/valid and writes both files.
 """
 
 from __future__ import annotations
