@@ -4,6 +4,7 @@ and files written before the column existed still read, with nulls there."""
 import json
 
 import pyarrow as pa
+import pytest
 import pyarrow.parquet as pq
 
 from raylib.data.trajectory import TRAJECTORY_SCHEMA, read_trajectory, write_trajectory
@@ -30,3 +31,16 @@ def test_env_versions_round_trip_and_old_files_read(tmp_path):
     pq.write_table(old, tmp_path / "old.parquet")
     table = read_trajectory(tmp_path / "old.parquet")
     assert table.schema == TRAJECTORY_SCHEMA and table.column("env_versions").to_pylist() == [None]
+
+
+def test_encode_accepts_trajectory_files_older_than_the_added_columns(tmp_path):
+    from raylib.data.encode import check_trajectory_files
+    from raylib.data.trajectory import ADDED_COLUMNS, TrajectoryError
+
+    old_schema = pa.schema([f for f in TRAJECTORY_SCHEMA if f.name not in ADDED_COLUMNS])
+    pq.write_table(pa.Table.from_pylist([_row()], schema=old_schema), tmp_path / "old.parquet")
+    assert check_trajectory_files([tmp_path / "old.parquet"]) == [tmp_path / "old.parquet"]
+    no_state = pa.schema([f for f in old_schema if f.name != "state"])
+    pq.write_table(pa.Table.from_pylist([_row()], schema=no_state), tmp_path / "bad.parquet")
+    with pytest.raises(TrajectoryError, match="missing columns \\['state'\\]"):
+        check_trajectory_files([tmp_path / "bad.parquet"])
