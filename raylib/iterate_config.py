@@ -23,7 +23,7 @@ class IterateSection(Section):
     sft_steps: Optional[int] = Field(200, ge=1, description="SFT optimizer steps per iteration; null: sft.max_steps/epochs")
     sft_probe_steps: bool = Field(False, description="fine-tune on proof steps made by search.probe_tactics too; "
                                   "false: only the generator's own steps (the probes are tried at every node anyway; "
-                                  "the sft_data table counts the others under 'probe')")
+                                  "the sft_data table counts the steps left out under 'probe')")
     ebm_steps: Optional[int] = Field(40, ge=1, description="EBM training steps per iteration; null: the ebm section's")
     noise: bool = Field(True, description="iteration 0 also evaluates the starting model (LLM-only) on the next "
                         "seed: the evaluation's own noise, set beside the rise of the proof rate in summary.json")
